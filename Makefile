@@ -1,0 +1,38 @@
+# Two commands for a newcomer: `make demo` (the main job) and `make test` (the whole suite).
+# Both create ./.venv and install the project into it.  GPU users: install PyTorch's CUDA build into
+# .venv first (or set TORCH_SPEC), the Makefile only installs torch when none is importable.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: venv demo test lint typecheck unit benchmarks-smoke clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/iddpm train
+
+lint: venv
+	$(PY) -m ruff check .
+
+typecheck: venv
+	$(PY) -m mypy --strict reference impl
+
+unit: venv
+	$(PY) -m pytest -q
+
+benchmarks-smoke: venv
+	$(PY) -m pytest -q benchmarks --benchmark-disable
+
+test: lint typecheck unit benchmarks-smoke
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,3 @@
+"""impl.data."""
+
+__all__: list[str] = []

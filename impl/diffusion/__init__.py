@@ -1,0 +1,3 @@
+"""impl.diffusion."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""impl.evaluate."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""impl.nn."""
+
+__all__: list[str] = []

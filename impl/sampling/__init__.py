@@ -1,0 +1,3 @@
+"""impl.sampling."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""impl.train."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""reference: the float64 NumPy oracle, one function per SPEC equation."""
