@@ -1,3 +1,44 @@
-"""impl.nn."""
+"""impl.nn: the improved-diffusion U-Net, its blocks, and checkpoint loading."""
 
-__all__: list[str] = []
+from impl.nn.attention import (
+    ATTENTION_BACKENDS,
+    AttentionBackend,
+    AttentionBlock,
+    naive_attention,
+    sdpa_attention,
+)
+from impl.nn.checkpoint_io import (
+    CheckpointMismatchError,
+    diagnose_mismatch,
+    infer_unet_config,
+    load_checkpoint,
+    read_state_dict,
+    save_checkpoint,
+)
+from impl.nn.embedding import timestep_embedding
+from impl.nn.layers import Downsample, GroupNorm32, Upsample
+from impl.nn.resblock import ResBlock, TimestepBlock, TimestepEmbedSequential
+from impl.nn.unet import UNetModel, set_attention_backend
+
+__all__ = [
+    "ATTENTION_BACKENDS",
+    "AttentionBackend",
+    "AttentionBlock",
+    "CheckpointMismatchError",
+    "Downsample",
+    "GroupNorm32",
+    "ResBlock",
+    "TimestepBlock",
+    "TimestepEmbedSequential",
+    "UNetModel",
+    "Upsample",
+    "diagnose_mismatch",
+    "infer_unet_config",
+    "load_checkpoint",
+    "naive_attention",
+    "read_state_dict",
+    "save_checkpoint",
+    "sdpa_attention",
+    "set_attention_backend",
+    "timestep_embedding",
+]

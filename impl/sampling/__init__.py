@@ -1,3 +1,17 @@
-"""impl.sampling."""
+"""impl.sampling: the sampling and likelihood loops behind the `GaussianDiffusion` loop methods."""
 
-__all__: list[str] = []
+from impl.sampling.bpd import calc_bpd_loop
+from impl.sampling.loops import (
+    ddim_sample_loop,
+    ddim_sample_loop_progressive,
+    p_sample_loop,
+    p_sample_loop_progressive,
+)
+
+__all__: list[str] = [
+    "calc_bpd_loop",
+    "ddim_sample_loop",
+    "ddim_sample_loop_progressive",
+    "p_sample_loop",
+    "p_sample_loop_progressive",
+]

@@ -1,0 +1,137 @@
+"""Builders shared by the benchmarks: models, diffusions, trainers and inputs in a given mode.
+
+Each builder applies a mode through the library's own switches (``attention_backend``, ``TrainConfig``
+``precision`` / ``compile``, ``AutocastModel``) so both modes run the same code; the few settings the
+library does not expose yet (the optimizer's fused/for-loop choice, channels-last) are applied here and
+listed in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from benchmarks.configs import ModelConfig
+from benchmarks.harness import Mode, maybe_compile, module_to_memory_format
+from impl.diffusion import GaussianDiffusion, create_named_schedule_sampler
+from impl.factory import create_model_and_diffusion
+from impl.nn.attention import AttentionBlock
+from impl.nn.unet import UNetModel, set_attention_backend
+from impl.train import AutocastModel, DistContext, InMemoryData, PrecisionPolicy, TrainConfig, Trainer
+
+PAPER_LR = 1e-4
+PAPER_EMA_RATE = "0.9999"
+
+
+def precision_of(mode: Mode) -> str:
+    """The ``TrainConfig.precision`` / ``PrecisionPolicy`` name of the mode's autocast dtype."""
+    if mode.autocast_dtype is None:
+        return "fp32"
+    if mode.autocast_dtype == torch.bfloat16:
+        return "bf16"
+    if mode.autocast_dtype == torch.float16:
+        return "fp16"
+    raise ValueError(f"mode.autocast_dtype must be None, bfloat16 or float16, got {mode.autocast_dtype}")
+
+
+def attention_backend_of(mode: Mode) -> str:
+    """``"sdpa"`` for modes with SDPA attention, else the original einsum formulation ``"naive"``."""
+    return "sdpa" if mode.sdpa_attention else "naive"
+
+
+def build_model_and_diffusion(
+    config: ModelConfig, mode: Mode, device: torch.device, *, timestep_respacing: str = ""
+) -> tuple[UNetModel, GaussianDiffusion]:
+    """``create_model_and_diffusion(**flags)`` on ``device``, channels-last when the mode asks for it."""
+    flags = {**config.flags, "timestep_respacing": timestep_respacing}
+    model, diffusion = create_model_and_diffusion(**flags, attention_backend=attention_backend_of(mode))
+    model = module_to_memory_format(model.to(device), mode)
+    return model, diffusion
+
+
+def inference_model(model: nn.Module, mode: Mode, device: torch.device) -> nn.Module:
+    """The network as the samplers call it: compiled when the mode compiles, run under the mode's autocast
+    by the library's ``AutocastModel`` (which returns float32, so the diffusion math stays float32)."""
+    model.eval()
+    inner: Any = maybe_compile(model, mode)
+    return AutocastModel(inner, PrecisionPolicy.create(precision_of(mode), device))
+
+
+@contextlib.contextmanager
+def naive_attention(model: nn.Module) -> Iterator[nn.Module]:
+    """Temporarily switch every attention block to the einsum backend (FLOP counting sees its matmuls)."""
+    saved = [
+        (block, block.attention_backend) for block in model.modules() if isinstance(block, AttentionBlock)
+    ]
+    set_attention_backend(model, "naive")
+    try:
+        yield model
+    finally:
+        for block, backend in saved:
+            block.attention_backend = backend
+
+
+def random_images(shape: tuple[int, ...], device: torch.device, *, seed: int = 0) -> torch.Tensor:
+    """Uniform random data in [-1, 1) (never zeros: they hide bugs and can time faster than real data)."""
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    return (torch.rand(shape, generator=generator) * 2.0 - 1.0).to(device)
+
+
+def prefill_loss_history(sampler: Any, num_timesteps: int, *, seed: int = 0) -> None:
+    """Give a loss-aware sampler a full history (K losses for every t), so timing sees the importance-
+    sampling steady state instead of the uniform warm-up phase."""
+    per_term = int(getattr(sampler, "history_per_term", 10))
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    ts = torch.arange(num_timesteps).repeat(per_term)
+    losses = torch.rand(ts.shape[0], generator=generator, dtype=torch.float64) + 0.05
+    sampler.update_with_all_losses(ts, losses)
+
+
+def build_trainer(
+    config: ModelConfig, mode: Mode, device: torch.device, *, batch_size: int, data_items: int
+) -> Trainer:
+    """A ``Trainer`` with the paper's recipe (L_hybrid, loss-second-moment sampler, EMA 0.9999, lr 1e-4)
+    on random 8-bit images, in the given mode.
+
+    The library's ``Trainer`` always builds AdamW with ``fused=(device is CUDA)``; the benchmark replaces it
+    with the mode's choice (fused in the fast mode, the plain for-loop AdamW in the eager baseline).
+    """
+    model, diffusion = build_model_and_diffusion(config, mode, device)
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    size = config.image_size
+    pixels = torch.randint(0, 256, (data_items, config.channels, size, size), generator=generator)
+    data = InMemoryData(pixels.to(torch.uint8))
+    train_config = TrainConfig(
+        batch_size=batch_size,
+        lr=PAPER_LR,
+        ema_rate=PAPER_EMA_RATE,
+        schedule_sampler="loss-second-moment",
+        precision=precision_of(mode),
+        compile=mode.compile,
+        progress=False,
+        device=str(device),
+        model_flags=dict(config.flags),
+    )
+    sampler = create_named_schedule_sampler("loss-second-moment", diffusion)
+    prefill_loss_history(sampler, diffusion.num_timesteps)
+    trainer = Trainer(
+        model=model,
+        diffusion=diffusion,
+        data=data,
+        config=train_config,
+        ctx=DistContext(device=device),
+        schedule_sampler=sampler,
+    )
+    fused = mode.fused_optimizer
+    trainer.optimizer = torch.optim.AdamW(
+        trainer.params,
+        lr=train_config.lr,
+        weight_decay=train_config.weight_decay,
+        fused=fused,
+        foreach=None if fused else False,
+    )
+    return trainer

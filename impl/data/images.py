@@ -1,0 +1,105 @@
+"""Pure array operations on uint8 NHWC image batches: validation, centre crop, resize, channel conversion.
+
+Resampling rule used everywhere in the library (data loading and evaluation):
+- shrinking uses Pillow's ``BOX`` filter, the exact average of the source pixels each target pixel covers
+  (anti-aliased, no ringing);
+- enlarging uses Pillow's ``BILINEAR`` filter (pixel-centre aligned, edges clamped), which never leaves the
+  range of its inputs, so no overshoot and no clipping;
+- results are rounded back to uint8 by Pillow.
+Greyscale from RGB is Pillow's ``"L"`` conversion, ITU-R 601-2 luma ``L = (299 R + 587 G + 114 B) / 1000``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from PIL import Image
+
+__all__ = [
+    "ALLOWED_CHANNELS",
+    "center_crop_square",
+    "check_images",
+    "convert_channels",
+    "resize_square",
+    "to_model_range",
+]
+
+ALLOWED_CHANNELS = (1, 3)
+
+
+def check_images(images: object, name: str = "images", *, square: bool = False) -> NDArray[np.uint8]:
+    """Return ``images`` as a uint8 NHWC array, or raise ValueError saying what is wrong and what is allowed.
+
+    ``name`` is the argument name used in the message."""
+    if not isinstance(images, np.ndarray):
+        raise ValueError(f"{name} must be a uint8 numpy array (N, H, W, C); got {type(images).__name__}")
+    if images.dtype != np.uint8:
+        raise ValueError(f"{name} must have dtype uint8 (pixel values 0..255); got dtype {images.dtype}")
+    if images.ndim != 4:
+        raise ValueError(f"{name} must have shape (N, H, W, C) (4 dimensions); got shape {images.shape}")
+    _, h, w, c = images.shape
+    if c not in ALLOWED_CHANNELS:
+        raise ValueError(f"{name} must have C in {ALLOWED_CHANNELS} (last axis); got shape {images.shape}")
+    if h < 1 or w < 1:
+        raise ValueError(f"{name} must have H, W >= 1; got shape {images.shape}")
+    if square and h != w:
+        raise ValueError(f"{name} must be square (H == W); got shape {images.shape}")
+    return images
+
+
+def center_crop_square(images: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """The largest centred square of each image: side ``s = min(H, W)`` at ``((H - s)//2, (W - s)//2)``."""
+    _, h, w, _ = images.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return images[:, top : top + side, left : left + side, :]
+
+
+def _pil_image(image_hwc: NDArray[np.uint8]) -> Image.Image:
+    if image_hwc.shape[2] == 1:
+        return Image.fromarray(np.ascontiguousarray(image_hwc[:, :, 0]), mode="L")
+    return Image.fromarray(np.ascontiguousarray(image_hwc), mode="RGB")
+
+
+def _hwc_array(image: Image.Image) -> NDArray[np.uint8]:
+    arr = np.asarray(image, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def resize_square(images: NDArray[np.uint8], size: int) -> NDArray[np.uint8]:
+    """Centre-crop to a square, then resize to ``size x size`` (BOX to shrink, BILINEAR to enlarge)."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"image_size must be a positive int; got {size!r}")
+    images = center_crop_square(check_images(images))
+    side = images.shape[1]
+    if side == size:
+        return np.ascontiguousarray(images)
+    resample = Image.Resampling.BOX if size < side else Image.Resampling.BILINEAR
+    out = np.empty((images.shape[0], size, size, images.shape[3]), dtype=np.uint8)
+    for i in range(images.shape[0]):
+        out[i] = _hwc_array(_pil_image(images[i]).resize((size, size), resample=resample))
+    return out
+
+
+def convert_channels(images: NDArray[np.uint8], channels: int) -> NDArray[np.uint8]:
+    """Convert to ``channels`` (1: ITU-R 601-2 luma of RGB; 3: the grey channel repeated)."""
+    if channels not in ALLOWED_CHANNELS:
+        raise ValueError(f"channels must be one of {ALLOWED_CHANNELS}; got {channels!r}")
+    images = check_images(images)
+    have = images.shape[3]
+    if have == channels:
+        return images
+    if channels == 3:
+        return np.ascontiguousarray(np.repeat(images, 3, axis=3))
+    out = np.empty((*images.shape[:3], 1), dtype=np.uint8)
+    for i in range(images.shape[0]):
+        out[i, :, :, 0] = np.asarray(_pil_image(images[i]).convert("L"), dtype=np.uint8)
+    return out
+
+
+def to_model_range(images: NDArray[np.uint8]) -> torch.Tensor:
+    """Pixels ``p`` (uint8 NHWC) to the model's data range: float32 NCHW ``p / 127.5 - 1`` in [-1, 1]."""
+    images = check_images(images)
+    x = torch.from_numpy(images.transpose(0, 3, 1, 2).astype(np.float32, order="C"))
+    return x / 127.5 - 1.0

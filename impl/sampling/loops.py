@@ -1,0 +1,198 @@
+"""Sampling loops from x_T down to x_0: ancestral [S29] and DDIM [S30], plain and progressive.
+
+Exposed as `GaussianDiffusion` methods.  The timestep tensor of each step is created on the device
+(`torch.full`), so a loop issues no host synchronisation of its own; every draw uses `generator`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from impl.diffusion.gaussian_diffusion import GaussianDiffusion
+
+__all__ = [
+    "ddim_sample_loop",
+    "ddim_sample_loop_progressive",
+    "p_sample_loop",
+    "p_sample_loop_progressive",
+    "resolve_device",
+]
+
+Model = Callable[..., torch.Tensor]
+CondFn = Callable[..., torch.Tensor]
+DenoisedFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def resolve_device(
+    model: Model,
+    device: torch.device | str | None,
+    noise: torch.Tensor | None,
+    generator: torch.Generator | None,
+) -> torch.device:
+    """The sampling device: `device`, else the noise's, else the model's parameters', else the generator's."""
+    if device is not None:
+        return torch.device(device)
+    if noise is not None:
+        return noise.device
+    parameters = getattr(model, "parameters", None)
+    if callable(parameters):
+        for parameter in parameters():
+            if isinstance(parameter, torch.Tensor):
+                return parameter.device
+    if generator is not None:
+        return generator.device
+    return torch.device("cpu")
+
+
+def initial_noise(
+    shape: Sequence[int],
+    noise: torch.Tensor | None,
+    device: torch.device,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """x_T: the given `noise` (shape-checked) or a float32 standard normal draw."""
+    if noise is not None:
+        if tuple(noise.shape) != tuple(shape):
+            raise ValueError(f"noise has shape {tuple(noise.shape)}, expected shape {tuple(shape)}")
+        return noise.to(device)
+    return torch.randn(tuple(shape), generator=generator, device=device)
+
+
+def _timesteps(num_timesteps: int, progress: bool) -> Iterable[int]:
+    indices: Iterable[int] = range(num_timesteps - 1, -1, -1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        indices = tqdm(list(indices))
+    return indices
+
+
+def p_sample_loop_progressive(
+    diffusion: GaussianDiffusion,
+    model: Model,
+    shape: Sequence[int],
+    noise: torch.Tensor | None = None,
+    clip_denoised: bool = True,
+    denoised_fn: DenoisedFn | None = None,
+    cond_fn: CondFn | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+    *,
+    generator: torch.Generator | None = None,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield `p_sample` outputs for t = T−1 … 0, starting from `noise` or a draw from `generator`."""
+    dev = resolve_device(model, device, noise, generator)
+    x = initial_noise(shape, noise, dev, generator)
+    for i in _timesteps(diffusion.num_timesteps, progress):
+        t = torch.full((x.shape[0],), i, dtype=torch.long, device=dev)
+        with torch.no_grad():
+            out = diffusion.p_sample(
+                model, x, t, clip_denoised, denoised_fn, cond_fn, model_kwargs, generator=generator
+            )
+        yield out
+        x = out["sample"]
+
+
+def p_sample_loop(
+    diffusion: GaussianDiffusion,
+    model: Model,
+    shape: Sequence[int],
+    noise: torch.Tensor | None = None,
+    clip_denoised: bool = True,
+    denoised_fn: DenoisedFn | None = None,
+    cond_fn: CondFn | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The final sample x_0 of `p_sample_loop_progressive`."""
+    final: dict[str, torch.Tensor] | None = None
+    for step in p_sample_loop_progressive(
+        diffusion,
+        model,
+        shape,
+        noise,
+        clip_denoised,
+        denoised_fn,
+        cond_fn,
+        model_kwargs,
+        device,
+        progress,
+        generator=generator,
+    ):
+        final = step
+    if final is None:
+        raise ValueError("the diffusion has no timesteps to sample")
+    return final["sample"]
+
+
+def ddim_sample_loop_progressive(
+    diffusion: GaussianDiffusion,
+    model: Model,
+    shape: Sequence[int],
+    noise: torch.Tensor | None = None,
+    clip_denoised: bool = True,
+    denoised_fn: DenoisedFn | None = None,
+    cond_fn: CondFn | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+    eta: float = 0.0,
+    *,
+    generator: torch.Generator | None = None,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield `ddim_sample` outputs for t = T−1 … 0 (η = 0: deterministic given x_T)."""
+    dev = resolve_device(model, device, noise, generator)
+    x = initial_noise(shape, noise, dev, generator)
+    for i in _timesteps(diffusion.num_timesteps, progress):
+        t = torch.full((x.shape[0],), i, dtype=torch.long, device=dev)
+        with torch.no_grad():
+            out = diffusion.ddim_sample(
+                model, x, t, clip_denoised, denoised_fn, cond_fn, model_kwargs, eta, generator=generator
+            )
+        yield out
+        x = out["sample"]
+
+
+def ddim_sample_loop(
+    diffusion: GaussianDiffusion,
+    model: Model,
+    shape: Sequence[int],
+    noise: torch.Tensor | None = None,
+    clip_denoised: bool = True,
+    denoised_fn: DenoisedFn | None = None,
+    cond_fn: CondFn | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+    eta: float = 0.0,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The final sample x_0 of `ddim_sample_loop_progressive`."""
+    final: dict[str, torch.Tensor] | None = None
+    for step in ddim_sample_loop_progressive(
+        diffusion,
+        model,
+        shape,
+        noise,
+        clip_denoised,
+        denoised_fn,
+        cond_fn,
+        model_kwargs,
+        device,
+        progress,
+        eta,
+        generator=generator,
+    ):
+        final = step
+    if final is None:
+        raise ValueError("the diffusion has no timesteps to sample")
+    return final["sample"]

@@ -1,0 +1,135 @@
+"""The training configuration: one frozen-in-spirit dataclass, validated, JSON round-trippable."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+SCHEDULE_SAMPLERS: tuple[str, ...] = ("uniform", "loss-second-moment")
+
+
+def parse_ema_rates(spec: str) -> tuple[float, ...]:
+    """Parse ``"0.9999,0.999"`` into rates; each must lie in [0, 1) and appear once."""
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if not parts:
+        raise ValueError(f"ema_rate must list at least one rate in [0, 1), got {spec!r}")
+    rates: list[float] = []
+    for part in parts:
+        try:
+            rate = float(part)
+        except ValueError:
+            raise ValueError(f"ema_rate must be comma-separated floats in [0, 1), got {spec!r}") from None
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"ema_rate entries must lie in [0, 1), got {rate!r} in {spec!r}")
+        if rate in rates:
+            raise ValueError(f"ema_rate lists {rate!r} twice in {spec!r}")
+        rates.append(rate)
+    return tuple(rates)
+
+
+def ema_rate_name(rate: float) -> str:
+    """The canonical text of a rate used in file names (``0.9999`` -> ``"0.9999"``)."""
+    return repr(float(rate))
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting that is not part of the model and diffusion flags.
+
+    ``batch_size`` is the GLOBAL batch (split evenly across ranks); ``microbatch`` is per rank (-1 or 0: no
+    microbatching).  ``lr_anneal_steps`` is the horizon of the linear LR decay (0: constant LR).
+    ``model_flags`` holds the model_and_diffusion flags the model was built with.
+    """
+
+    data: str = "digits"
+    out_dir: str = ""
+    batch_size: int = 64
+    microbatch: int = -1
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    max_steps: int = 2500
+    lr_anneal_steps: int = 2500
+    ema_rate: str = "0.999"
+    schedule_sampler: str = "uniform"
+    grad_clip: float = 1.0
+    precision: str = "fp32"
+    compile: bool = False
+    seed: int = 0
+    log_interval: int = 100
+    save_interval: int = 1000
+    sample_interval: int = 0
+    num_grid_samples: int = 64
+    grid_respacing: str = ""
+    keep_checkpoints: int = 2
+    random_flip: bool = False
+    progress: bool = True
+    device: str = "auto"
+    model_flags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ema_rates(self) -> tuple[float, ...]:
+        return parse_ema_rates(self.ema_rate)
+
+    def validate(self, world_size: int = 1) -> None:
+        """Raise ValueError naming the first bad field and the values it allows."""
+        _positive_int("batch_size", self.batch_size)
+        if world_size < 1:
+            raise ValueError(f"world_size must be >= 1, got {world_size}")
+        if self.batch_size % world_size != 0:
+            raise ValueError(
+                f"batch_size (global) must be divisible by the number of processes {world_size}, "
+                f"got {self.batch_size}"
+            )
+        local = self.batch_size // world_size
+        if self.microbatch not in (-1, 0) and not 1 <= self.microbatch <= local:
+            raise ValueError(
+                f"microbatch must be -1/0 (off) or in [1, per-rank batch {local}], got {self.microbatch}"
+            )
+        _finite_nonneg("lr", self.lr)
+        _finite_nonneg("weight_decay", self.weight_decay)
+        _positive_int("max_steps", self.max_steps)
+        if self.lr_anneal_steps < 0:
+            raise ValueError(f"lr_anneal_steps must be >= 0 (0: constant LR), got {self.lr_anneal_steps}")
+        parse_ema_rates(self.ema_rate)
+        if self.schedule_sampler not in SCHEDULE_SAMPLERS:
+            raise ValueError(
+                f"schedule_sampler must be one of {SCHEDULE_SAMPLERS}, got {self.schedule_sampler!r}"
+            )
+        if not self.grad_clip >= 0.0:
+            raise ValueError(f"grad_clip must be >= 0 (0: no clipping), got {self.grad_clip}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        _positive_int("log_interval", self.log_interval)
+        for name in ("save_interval", "sample_interval", "num_grid_samples"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: off / only at the end), got {getattr(self, name)}")
+        _positive_int("keep_checkpoints", self.keep_checkpoints)
+
+    @property
+    def microbatch_size(self) -> int | None:
+        return None if self.microbatch in (-1, 0) else self.microbatch
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a dict (e.g. a checkpoint's JSON); unknown keys are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training config keys {unknown}; allowed: {sorted(known)}")
+        return cls(**values)
+
+
+def _positive_int(name: str, value: int) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _finite_nonneg(name: str, value: float) -> None:
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
