@@ -26,8 +26,9 @@ from impl.diffusion import objectives as impl_objectives
 from impl.diffusion import respacing as impl_respacing
 from impl.diffusion import schedule as impl_schedule
 from impl.diffusion import timesteps as impl_timesteps
+from properties import magnitudes as mag
 from properties import strategies as sp
-from properties.compare import Perturb
+from properties.compare import Perturb, identity
 from properties.marshal import (
     RecordingCondFn,
     RecordingModel,
@@ -65,6 +66,8 @@ class Entry:
     covers: tuple[Callable[..., Any], ...] = ()
     dtypes: tuple[str, ...] = ("float64", "float32")
     raises_alike: bool = False  # a ValueError on one side must be a ValueError on the other
+    # Rounding magnitudes that perturbing inputs cannot reveal (see properties.magnitudes), per output.
+    magnitude: Callable[[Any, str], Outputs] | None = None
 
     def reference_callable(self) -> Callable[..., Any]:
         """The reference function (imported lazily)."""
@@ -546,8 +549,24 @@ def _gaussian_entry(name: str, impl_fn: Callable[..., torch.Tensor], ref_name: s
         positional, keywords = args(values)
         return {"out": np.asarray(getattr(ref("gaussian"), ref_name)(*positional, **keywords))}
 
+    def magnitude(case: tuple[tuple[int, ...], int], dtype_name: str) -> Outputs:
+        v = {k: rounded(a, dtype_name) for k, a in _gaussian_arrays(case).items()}
+        if ref_name == "normal_kl":
+            return {"out": mag.kl_terms(v["lv1"], v["lv2"])}
+        if ref_name == "approx_standard_normal_cdf":
+            return {"out": mag.cdf_terms(v["z"])}
+        return {"out": mag.log_likelihood_terms(v["x"], v["means"], v["log_scales"])}
+
     return Entry(
-        name, impl_fn, f"gaussian.{ref_name}", GAUSSIAN_CASES, run_impl, run_ref, "likelihood", (impl_fn,)
+        name,
+        impl_fn,
+        f"gaussian.{ref_name}",
+        GAUSSIAN_CASES,
+        run_impl,
+        run_ref,
+        "likelihood",
+        (impl_fn,),
+        magnitude=magnitude,
     )
 
 
@@ -656,7 +675,8 @@ def _sample_ref(case: SamplerCase, dtype_name: str, perturb: Perturb) -> Outputs
     uniforms = torch.rand(7, generator=torch.Generator().manual_seed(case.seed), dtype=torch.float64).numpy()
     t = np.asarray(timesteps.sample_timesteps(p, uniforms))
     weights = np.asarray(timesteps.importance_weights(perturb(np.asarray(p), "p"), t))
-    return {"t": t.astype(np.float64), "weights": weights}
+    # The API returns the weights as float32 (as the original does): compare with their rounding.
+    return {"t": t.astype(np.float64), "weights": rounded(weights, "float32")}
 
 
 def _sample_fn_impl(case: SamplerCase, dtype: torch.dtype, device: torch.device) -> Outputs:
@@ -675,6 +695,60 @@ def _sample_fn_ref(case: SamplerCase, dtype_name: str, perturb: Perturb) -> Outp
     timesteps = ref("timesteps")
     t = np.asarray(timesteps.sample_timesteps(p, u))
     return {"t": t.astype(np.float64), "weights": np.asarray(timesteps.importance_weights(perturb(p, "p"), t))}
+
+
+# ---------------------------------------------------------------- rounding magnitudes of the bound entries
+def _case_vb_terms(case: sp.StepCase, dtype_name: str) -> FloatArray:
+    x = _inputs(case, dtype_name, identity)
+    spec = case.process
+    return mag.vb_terms(
+        reference_tables(spec),
+        x["model_output"],
+        x["x_start"],
+        x["x_t"],
+        np.asarray(case.t),
+        spec.mean_type,
+        spec.var_type,
+        case.clip_denoised,
+    )
+
+
+def _vb_magnitude(case: sp.StepCase, dtype_name: str) -> Outputs:
+    return {"output": _case_vb_terms(case, dtype_name)}
+
+
+def _losses_magnitude(case: sp.StepCase, dtype_name: str) -> Outputs:
+    spec = case.process
+    x = _inputs(case, dtype_name, identity)
+    t = np.asarray(case.t)
+    tab = reference_tables(spec)
+    x_t = ref("process").q_sample(tab, x["x_start"], t, x["noise"])
+    terms = mag.vb_terms(tab, x["model_output"], x["x_start"], x_t, t, spec.mean_type, spec.var_type, False)
+    factor = {"RESCALED_KL": spec.num_timesteps, "RESCALED_MSE": spec.num_timesteps / 1000.0}
+    return {"vb": terms * factor.get(spec.loss_type, 1.0), "loss": terms * factor.get(spec.loss_type, 1.0)}
+
+
+def _prior_magnitude(case: sp.StepCase, dtype_name: str) -> Outputs:
+    x = _inputs(case, dtype_name, identity)
+    return {"prior_bpd": mag.prior_terms(reference_tables(case.process), x["x_start"])}
+
+
+def _bound_magnitude(case: sp.StepCase, dtype_name: str) -> Outputs:
+    spec = case.process
+    x = _inputs(case, dtype_name, identity)
+    tab = reference_tables(spec)
+    noises = rounded(_bound_noises(case), dtype_name)
+    columns = []
+    for step in range(spec.num_timesteps):
+        t = np.full(case.shape[0], step, dtype=np.int64)
+        x_t = np.asarray(ref("process").q_sample(tab, x["x_start"], t, noises[step]))
+        output = toy_model_numpy(x_t, spec.learned_variance, spec.var_type)
+        columns.append(
+            mag.vb_terms(tab, output, x["x_start"], x_t, t, spec.mean_type, spec.var_type, case.clip_denoised)
+        )
+    vb = np.stack(columns, axis=1)
+    prior = mag.prior_terms(tab, x["x_start"])
+    return {"vb": vb, "prior_bpd": prior, "total_bpd": vb.sum(axis=1) + prior}
 
 
 # ---------------------------------------------------------------- the catalogue
@@ -856,6 +930,7 @@ CATALOGUE: tuple[Entry, ...] = (
         _losses_ref,
         "bound",
         (GD.training_losses, impl_objectives.training_losses),
+        magnitude=_losses_magnitude,
     ),
     Entry(
         "vb_terms_bpd",
@@ -866,6 +941,7 @@ CATALOGUE: tuple[Entry, ...] = (
         _vb_ref,
         "bound",
         (GD.vb_terms_bpd, impl_objectives.vb_term_bpd),
+        magnitude=_vb_magnitude,
     ),
     Entry(
         "prior_bpd",
@@ -876,6 +952,7 @@ CATALOGUE: tuple[Entry, ...] = (
         _prior_ref,
         "bound",
         (GD.prior_bpd,),
+        magnitude=_prior_magnitude,
     ),
     Entry(
         "calc_bpd_loop",
@@ -886,6 +963,7 @@ CATALOGUE: tuple[Entry, ...] = (
         _bound_ref,
         "bound",
         (GD.calc_bpd_loop, impl.calc_bpd_loop),
+        magnitude=_bound_magnitude,
     ),
     _gaussian_entry("normal_kl", impl.normal_kl, "normal_kl"),
     _gaussian_entry(

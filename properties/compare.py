@@ -18,7 +18,6 @@ from properties.tolerances import Tolerance
 
 FloatArray = NDArray[np.float64]
 EPS32 = float(np.finfo(np.float32).eps)
-SENSITIVITY_DRAWS = 3
 
 Perturb = Callable[[FloatArray, str], FloatArray]  # (array, name of the input or table) -> array
 

@@ -47,6 +47,10 @@ def check_entry(entry: Entry, dtype_name: str, device: torch.device, case: Any) 
     actual = entry.call_impl(case, torch_dtype, device)
     seed = zlib.crc32(repr(case).encode())
     sensitivity = reference_sensitivity(lambda p: entry.call_reference(case, dtype_name, p), expected, seed)
+    if entry.magnitude is not None:
+        for key, terms in entry.magnitude(case, dtype_name).items():
+            if key in sensitivity:
+                sensitivity[key] = sensitivity[key] + terms
     assert_outputs_close(
         actual,
         expected,

@@ -1,0 +1,83 @@
+"""Rounding magnitudes that input perturbation cannot see: cancellation against constants.
+
+`properties.compare.reference_sensitivity` measures how input and table errors are amplified.  Two
+formulas also cancel against exact constants, where an op's own rounding (eps of an O(1) intermediate)
+dominates: the KL's −1 + e^{lv1−lv2} − lv1 + lv2 [S15] and the CDF's ½(1 + tanh(…)) [S16], which the
+log of [S17] turns into a relative error eps/(its argument).  These functions return those magnitudes
+(to be multiplied by the op-count rtol), computed with the reference in float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from properties.marshal import ref
+
+FloatArray = NDArray[np.float64]
+LN2 = math.log(2.0)
+_BIN = 1.0 / 255.0
+_FLOOR = 1e-12
+
+
+def mean_flat(array: FloatArray) -> FloatArray:
+    """Mean over all axes but the first."""
+    return np.asarray(array.reshape(array.shape[0], -1).mean(axis=1), dtype=np.float64)
+
+
+def kl_terms(logvar1: FloatArray, logvar2: FloatArray) -> FloatArray:
+    """½(1 + |lv1| + |lv2| + e^{lv1−lv2}): the terms of [S15] that cancel to a small KL."""
+    return np.asarray(0.5 * (1.0 + np.abs(logvar1) + np.abs(logvar2) + np.exp(logvar1 - logvar2)))
+
+
+def cdf_terms(x: FloatArray) -> FloatArray:
+    """½(1 + |tanh|) <= 1: [S16] adds 1 to tanh, so its absolute rounding is eps·1 however small Φ is."""
+    return np.ones(np.shape(x))
+
+
+def log_likelihood_terms(x: FloatArray, means: FloatArray, log_scales: FloatArray) -> FloatArray:
+    """2/max(arg, 1e-12), arg the bin probability of [S17]: each CDF carries eps·1 absolute rounding."""
+    cdf = ref("gaussian").approx_standard_normal_cdf
+    inv_sigma = np.exp(-log_scales)
+    centred = x - means
+    upper = cdf((centred + _BIN) * inv_sigma)
+    lower = cdf((centred - _BIN) * inv_sigma)
+    arg = np.where(x < -0.999, upper, np.where(x > 0.999, 1.0 - lower, upper - lower))
+    return np.asarray(2.0 / np.maximum(arg, _FLOOR))
+
+
+def vb_terms(
+    tab: object,
+    model_output: FloatArray,
+    x_start: FloatArray,
+    x_t: FloatArray,
+    t: NDArray[np.int64],
+    mean_type: str,
+    var_type: str,
+    clip_denoised: bool,
+) -> FloatArray:
+    """Per-sample rounding magnitude of the VLB term [S18] in bits/dim: KL terms for t > 0, decoder at 0."""
+    process = ref("process")
+    _, _, true_log_var = process.q_posterior_mean_variance(tab, x_start, x_t, t)
+    out = process.p_mean_variance(
+        tab,
+        model_output,
+        x_t,
+        t,
+        model_mean_type=mean_type,
+        model_var_type=var_type,
+        clip_denoised=clip_denoised,
+    )
+    kl = mean_flat(kl_terms(np.asarray(true_log_var), np.asarray(out["log_variance"]))) / LN2
+    decoder = mean_flat(
+        log_likelihood_terms(x_start, np.asarray(out["mean"]), 0.5 * np.asarray(out["log_variance"]))
+    ) / LN2
+    return np.asarray(np.where(np.asarray(t) == 0, decoder, kl))
+
+
+def prior_terms(tab: object, x_start: FloatArray) -> FloatArray:
+    """Per-sample rounding magnitude of the prior term [S19]: the KL terms against N(0, 1)."""
+    log_var = np.asarray(getattr(tab, "log_one_minus_alphas_cumprod"))[-1]
+    return mean_flat(kl_terms(np.full(x_start.shape, log_var), np.zeros(x_start.shape))) / LN2
