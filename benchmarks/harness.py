@@ -477,7 +477,7 @@ def run_benchmark(
 def format_summary(results: dict[tuple[str, str], Measurement]) -> list[str]:
     """The terminal table: one line per (workload, mode) with throughput, speed-up, MFU, memory, target."""
     header = (
-        f"{'workload':<34} {'mode':<10} {'img/s':>10} {'x eager':>8} {'TFLOP/s':>8} {'MFU':>6} "
+        f"{'workload':<38} {'mode':<10} {'img/s':>10} {'x eager':>8} {'TFLOP/s':>8} {'MFU':>6} "
         f"{'peak GiB':>8} {'target':>7}  timed by"
     )
     lines = [header, "-" * len(header)]
@@ -488,7 +488,7 @@ def format_summary(results: dict[tuple[str, str], Measurement]) -> list[str]:
         memory = "" if m.peak_memory_gib is None else f"{m.peak_memory_gib:.2f}"
         verdict = {None: "", True: "met", False: "MISSED"}[m.target_met]
         lines.append(
-            f"{m.workload:<34} {m.mode:<10} {m.images_per_s:>10.1f} {speedup:>8} {tflops:>8} {mfu:>6} "
+            f"{m.workload:<38} {m.mode:<10} {m.images_per_s:>10.1f} {speedup:>8} {tflops:>8} {mfu:>6} "
             f"{memory:>8} {verdict:>7}  {m.timed_by}"
         )
     return lines

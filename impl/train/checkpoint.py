@@ -146,7 +146,7 @@ def save_training_checkpoint(run_dir: Path, ckpt: TrainingCheckpoint, keep: int 
     return final
 
 
-def _complete_checkpoints(root: Path) -> list[tuple[int, Path]]:
+def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
     found: list[tuple[int, Path]] = []
     if not root.is_dir():
         return found
@@ -160,7 +160,7 @@ def _complete_checkpoints(root: Path) -> list[tuple[int, Path]]:
 
 
 def _prune(root: Path, keep: int, protect: Path) -> None:
-    complete = _complete_checkpoints(root)
+    complete = list_checkpoints(root)
     for _, path in complete[: max(len(complete) - keep, 0)]:
         if path != protect:
             shutil.rmtree(path, ignore_errors=True)
@@ -188,7 +188,7 @@ def find_checkpoint_dir(path: Path) -> Path:
                 return candidate
         except (OSError, ValueError, KeyError, TypeError):
             pass
-    complete = _complete_checkpoints(root)
+    complete = list_checkpoints(root)
     if not complete:
         raise CheckpointError(
             f"no complete checkpoint under {str(path)!r} (expected {CHECKPOINT_DIRNAME}/step_N)"

@@ -43,7 +43,6 @@ from impl.train.timestep_sampling import (
     feed_losses,
     is_loss_aware,
     load_sampler_state,
-    sampler_probabilities,
     sampler_state,
 )
 
@@ -161,8 +160,7 @@ class Trainer:
         step = self.step
         gen = self._step_gen
         gen.manual_seed(derive_seed(cfg.seed, STREAM_STEP, step))
-        probs = sampler_probabilities(self.schedule_sampler, T)
-        t_all, w_all = draw_timesteps(probs, T, cfg.batch_size, gen, self.device)
+        t_all, w_all = draw_timesteps(self.schedule_sampler, T, cfg.batch_size, gen, self.device)
         noise_all = torch.randn((cfg.batch_size, *self.data.sample_shape), generator=gen, device=self.device)
         flip_all = (
             torch.rand(cfg.batch_size, generator=gen, device=self.device) < 0.5 if cfg.random_flip else None

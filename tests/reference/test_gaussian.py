@@ -75,10 +75,13 @@ def _exact_bin_probabilities(mean: float, sigma: float) -> np.ndarray:
     lower = ndtr((PIXEL_CENTERS - 1 / 255 - mean) / sigma)
     upper[-1] = 1.0
     lower[0] = 0.0
-    return upper - lower
+    probabilities: np.ndarray = upper - lower
+    return probabilities
 
 
-@pytest.mark.parametrize(("mean", "sigma"), [(0.0, 0.01), (0.37, 0.05), (-0.99, 0.2), (1.0, 0.02), (0.5, 1.0)])
+@pytest.mark.parametrize(
+    ("mean", "sigma"), [(0.0, 0.01), (0.37, 0.05), (-0.99, 0.2), (1.0, 0.02), (0.5, 1.0)]
+)
 def test_discretized_likelihood_per_bin_within_the_cdf_bias(mean: float, sigma: float) -> None:
     cdf_bias = tolerance("oracle", "approx_cdf_max_deviation").atol
     extra = tolerance("oracle", "discretized_bin_rounding").atol
@@ -90,7 +93,9 @@ def test_discretized_likelihood_per_bin_within_the_cdf_bias(mean: float, sigma: 
     assert np.all(np.abs(np.exp(log_p) - exact) <= 2 * cdf_bias + extra)
 
 
-@pytest.mark.parametrize(("mean", "sigma"), [(0.0, 0.01), (0.37, 0.05), (-0.99, 0.2), (1.0, 0.02), (0.1, 3.0)])
+@pytest.mark.parametrize(
+    ("mean", "sigma"), [(0.0, 0.01), (0.37, 0.05), (-0.99, 0.2), (1.0, 0.02), (0.1, 3.0)]
+)
 def test_discretized_likelihood_sums_to_one_over_the_256_bins(mean: float, sigma: float) -> None:
     tol = tolerance("oracle", "discretized_sum_to_one")
     x = PIXEL_CENTERS
@@ -109,7 +114,9 @@ def test_discretized_likelihood_edge_bins_are_open_ended() -> None:
 
 
 def test_discretized_likelihood_floor_is_1e_minus_12() -> None:
-    log_p = discretized_gaussian_log_likelihood(np.array([0.0]), means=np.array([0.9]), log_scales=np.array([-8.0]))
+    log_p = discretized_gaussian_log_likelihood(
+        np.array([0.0]), means=np.array([0.9]), log_scales=np.array([-8.0])
+    )
     assert _close(log_p[0], math.log(1e-12))
 
 

@@ -46,7 +46,6 @@ def _alpha_bars_by_loop(betas: np.ndarray) -> list[float]:
     return out
 
 
-
 def _z(estimate: float, exact: float, standard_error: float) -> float:
     return abs(estimate - exact) / standard_error
 
@@ -69,12 +68,14 @@ def test_posterior_matches_the_gaussian_product_formula(name: str, T: int) -> No
         prior_var = 1.0 - abar[step - 1]
         precision = 1.0 / prior_var + (1.0 - beta) / beta
         exp_var[row] = 1.0 / precision
-        exp_mean[row] = (math.sqrt(abar[step - 1]) * x0[row] / prior_var + math.sqrt(1.0 - beta) * xt[row] / beta) / (
-            precision
-        )
+        exp_mean[row] = (
+            math.sqrt(abar[step - 1]) * x0[row] / prior_var + math.sqrt(1.0 - beta) * xt[row] / beta
+        ) / (precision)
     assert _close(mean, exp_mean, "posterior_product_formula")
     assert _close(variance, np.repeat(exp_var[:, None], 2, axis=1), "posterior_product_formula")
-    assert _close(np.exp(log_variance[1:]), np.repeat(exp_var[1:, None], 2, axis=1), "posterior_product_formula")
+    assert _close(
+        np.exp(log_variance[1:]), np.repeat(exp_var[1:, None], 2, axis=1), "posterior_product_formula"
+    )
 
 
 def test_posterior_at_t0_is_the_data_itself() -> None:
@@ -270,7 +271,7 @@ def test_denoised_fn_runs_before_clipping() -> None:
     kwargs = {"model_mean_type": "START_X", "model_var_type": "FIXED_LARGE"}
     clipped = p_mean_variance(tab, raw, x_t, t, denoised_fn=shift, **kwargs)  # type: ignore[arg-type]
     assert np.array_equal(clipped["pred_xstart"], np.array([[1.0, 0.5]]))
-    unclipped = p_mean_variance(tab, raw, x_t, t, denoised_fn=shift, clip_denoised=False, **kwargs)  # type: ignore[arg-type]
+    unclipped = p_mean_variance(tab, raw, x_t, t, denoised_fn=shift, clip_denoised=False, **kwargs)
     assert np.array_equal(unclipped["pred_xstart"], np.array([[1.25, 0.5]]))
 
 
@@ -312,7 +313,9 @@ def test_bad_model_outputs_and_enumerations_are_rejected() -> None:
         p_mean_variance(TAB, np.zeros((2, 6)), X, t, model_mean_type="EPSILON", model_var_type="FIXED_SMALL")
     with pytest.raises(ValueError, match=r"^model_mean_type: .*EPSILON, START_X, PREVIOUS_X"):
         p_mean_variance(TAB, X, X, t, model_mean_type="eps", model_var_type="FIXED_SMALL")
-    with pytest.raises(ValueError, match=r"^model_var_type: .*LEARNED, FIXED_SMALL, FIXED_LARGE, LEARNED_RANGE"):
+    with pytest.raises(
+        ValueError, match=r"^model_var_type: .*LEARNED, FIXED_SMALL, FIXED_LARGE, LEARNED_RANGE"
+    ):
         p_mean_variance(TAB, X, X, t, model_mean_type="EPSILON", model_var_type="SMALL")
     with pytest.raises(ValueError, match=r"^model_var_values: must be None"):
         model_variance(TAB, X, t, model_var_type="FIXED_SMALL", shape=(2, 3))

@@ -20,7 +20,9 @@ positive_weights = st.lists(st.floats(min_value=1e-6, max_value=1e3), min_size=1
 
 
 @given(positive_weights, st.data())
-def test_importance_weighted_expectation_equals_the_uniform_mean(raw: list[float], data: st.DataObject) -> None:
+def test_importance_weighted_expectation_equals_the_uniform_mean(
+    raw: list[float], data: st.DataObject
+) -> None:
     p = np.array(raw) / np.sum(raw)
     T = p.shape[0]
     losses = np.array(data.draw(st.lists(st.floats(min_value=0.0, max_value=1e3), min_size=T, max_size=T)))
@@ -61,7 +63,9 @@ def test_update_loss_history_is_a_pure_fifo_window() -> None:
     history = np.zeros((3, 2))
     counts = np.zeros(3, dtype=np.int64)
     h1, c1 = update_loss_history(history, counts, np.array([1, 1, 2]), np.array([1.0, 2.0, 5.0]))
-    assert np.array_equal(history, np.zeros((3, 2))) and np.array_equal(counts, np.zeros(3))  # inputs untouched
+    assert np.array_equal(history, np.zeros((3, 2))) and np.array_equal(
+        counts, np.zeros(3)
+    )  # inputs untouched
     assert c1.tolist() == [0, 2, 1]
     assert h1[1].tolist() == [1.0, 2.0]
     assert h1[2, 0] == 5.0
@@ -87,12 +91,21 @@ def test_loss_second_moment_probs_uniform_until_full_then_by_hand() -> None:
     ("call", "pattern"),
     [
         (lambda: importance_weights(np.array([0.5, -0.5, 1.0]), np.array([0])), r"^p: "),
-        (lambda: importance_weights(np.array([0.5, 0.5]), np.array([2])), r"^t: timesteps must lie in \[0, 1\]"),
+        (
+            lambda: importance_weights(np.array([0.5, 0.5]), np.array([2])),
+            r"^t: timesteps must lie in \[0, 1\]",
+        ),
         (lambda: importance_weights(np.array([1.0, 0.0]), np.array([1])), r"^t: .*probability p_t is 0"),
         (lambda: sample_timesteps(np.array([0.5, 0.5]), np.array([1.0])), r"^uniforms: "),
         (lambda: uniform_timestep_probs(0), r"^T: "),
-        (lambda: update_loss_history(np.zeros((3, 2)), np.zeros(2, dtype=int), np.array([0]), np.ones(1)), r"^counts"),
-        (lambda: update_loss_history(np.zeros((3, 2)), np.zeros(3, dtype=int), np.array([0]), np.ones(2)), r"^losses"),
+        (
+            lambda: update_loss_history(np.zeros((3, 2)), np.zeros(2, dtype=int), np.array([0]), np.ones(1)),
+            r"^counts",
+        ),
+        (
+            lambda: update_loss_history(np.zeros((3, 2)), np.zeros(3, dtype=int), np.array([0]), np.ones(2)),
+            r"^losses",
+        ),
         (lambda: loss_second_moment_probs(np.zeros(3), np.zeros(3, dtype=int)), r"^history: "),
     ],
 )

@@ -177,9 +177,12 @@ class RecordingSampler:
     def weights(self) -> np.ndarray[Any, np.dtype[np.float64]]:
         return self.p
 
-    def update_with_all_losses(self, ts: list[int], losses: list[float]) -> None:
-        self.fed.append((ts, losses))
-        for t in ts:
+    def sample(self, batch_size: int, device: torch.device) -> None:
+        raise AssertionError("must not be called: it would use an unseeded RNG")
+
+    def update_with_all_losses(self, ts: torch.Tensor, losses: torch.Tensor) -> None:
+        self.fed.append((ts.tolist(), losses.tolist()))
+        for t in ts.tolist():
             self._loss_counts[t] += 1
 
 
@@ -205,8 +208,16 @@ def test_importance_weights_follow_the_sampler_distribution() -> None:
     from impl.train.timestep_sampling import draw_timesteps
 
     probs = np.array([0.1, 0.2, 0.7])
+
+    class WeightsOnly:  # the original sampler API: weights() and a sample() without generator
+        def weights(self) -> np.ndarray[Any, np.dtype[np.float64]]:
+            return probs * 5.0
+
+        def sample(self, batch_size: int, device: torch.device) -> None:
+            raise AssertionError("must not be called: it would use an unseeded RNG")
+
     gen = torch.Generator().manual_seed(0)
-    t, w = draw_timesteps(probs, 3, 20000, gen, torch.device("cpu"))
+    t, w = draw_timesteps(WeightsOnly(), 3, 20000, gen, torch.device("cpu"))
     freq = np.bincount(t.numpy(), minlength=3) / 20000
     # binomial standard error sqrt(p(1-p)/n) <= 0.0035: 5 sigma
     np.testing.assert_allclose(freq, probs, atol=5 * 0.0035)

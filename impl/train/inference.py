@@ -1,0 +1,175 @@
+"""Loading a trained model for ``iddpm sample`` / ``iddpm nll`` and drawing samples in seeded batches."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from impl.train.checkpoint import STATE_FILENAME, find_checkpoint_dir, read_state_json
+from impl.train.config import ema_rate_name, parse_ema_rates
+from impl.train.errors import CheckpointError
+from impl.train.flags import build_diffusion, build_model_and_diffusion
+from impl.train.seeding import derive_seed, seeded_generator
+
+# Flags a sampling/evaluation command may set differently from the training run.
+INFERENCE_OVERRIDABLE = frozenset({"timestep_respacing", "use_checkpoint", "dropout"})
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    diffusion: Any
+    flags: dict[str, Any]
+    weights: Path
+    run_dir: Path | None
+
+
+def load_for_inference(
+    checkpoint: str,
+    *,
+    cli_flags: dict[str, Any],
+    explicit_model: set[str],
+    use_ema: bool,
+    ema_rate: str,
+    device: torch.device,
+) -> LoadedModel:
+    """The model and diffusion of a checkpoint.
+
+    ``checkpoint`` is a run directory (its latest checkpoint), a ``checkpoints/step_N`` folder, one
+    ``.safetensors`` file inside such a folder, or a state-dict file of the original code (``.pt``) or of
+    any source, in which case the model flags come from the command line (``cli_flags``).
+    ``timestep_respacing`` always comes from the command line.
+    """
+    path = Path(checkpoint)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {checkpoint!r} does not exist")
+    respacing = str(cli_flags.get("timestep_respacing", ""))
+    if path.is_dir() or (path.parent / STATE_FILENAME).is_file():
+        ckpt_dir = find_checkpoint_dir(path if path.is_dir() else path.parent)
+        meta = read_state_json(ckpt_dir)
+        try:
+            flags = dict(meta["config"]["model_flags"])
+            rates = [float(r) for r in meta["ema_rates"]]
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{str(ckpt_dir / STATE_FILENAME)!r} lacks model_flags/ema_rates") from None
+        for name in sorted(explicit_model - INFERENCE_OVERRIDABLE):
+            if name in flags and cli_flags[name] != flags[name]:
+                raise CheckpointError(
+                    f"--{name}={cli_flags[name]!r} does not match the checkpoint's {flags[name]!r} "
+                    "(model and diffusion flags come from the run; drop the flag)"
+                )
+        flags.update({k: cli_flags[k] for k in explicit_model & INFERENCE_OVERRIDABLE})
+        flags["timestep_respacing"] = respacing
+        weights = path if path.is_file() else _choose_weights(ckpt_dir, rates, use_ema, ema_rate)
+        model, diffusion = build_model_and_diffusion(flags)
+        _load_state(model, weights)
+        return LoadedModel(model.to(device).eval(), diffusion, flags, weights, ckpt_dir.parent.parent)
+
+    from impl.factory import model_flag_names
+    from impl.nn import load_checkpoint
+
+    flags = dict(cli_flags)
+    model_flags = {k: flags[k] for k in model_flag_names() if k in flags}
+    if not flags.get("class_cond"):
+        model_flags.pop("num_classes", None)
+    try:
+        model = load_checkpoint(path, **model_flags)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, SafetensorError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {checkpoint!r}: {_first_line(exc)}") from None
+    return LoadedModel(model.to(device).eval(), build_diffusion(flags), flags, path, None)
+
+
+def _choose_weights(ckpt_dir: Path, rates: list[float], use_ema: bool, ema_rate: str) -> Path:
+    if not use_ema:
+        return ckpt_dir / "model.safetensors"
+    if not rates:
+        raise CheckpointError(f"{str(ckpt_dir)!r} holds no EMA weights; pass --use_ema False")
+    rate = parse_ema_rates(ema_rate)[0] if ema_rate else rates[0]
+    if rate not in rates:
+        raise CheckpointError(f"--ema_rate {rate} is not in the checkpoint; it holds {rates}")
+    return ckpt_dir / f"ema_{ema_rate_name(rate)}.safetensors"
+
+
+def _load_state(model: nn.Module, weights: Path) -> None:
+    try:
+        state = load_file(str(weights), device="cpu")
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint file {str(weights)!r} is missing") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint file {str(weights)!r} is corrupt: {_first_line(exc)}") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{str(weights)!r} does not match the model: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@torch.no_grad()
+def generate_samples(
+    model: nn.Module,
+    diffusion: Any,
+    *,
+    num_samples: int,
+    batch_size: int,
+    shape: tuple[int, int, int],
+    use_ddim: bool = False,
+    eta: float = 0.0,
+    clip_denoised: bool = True,
+    num_classes: int | None = None,
+    class_label: int = -1,
+    seed: int = 0,
+    device: torch.device,
+    progress: bool = True,
+) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, np.dtype[np.int64]] | None]:
+    """``num_samples`` images as uint8 NHWC (and labels for a class-conditional model).
+
+    Batch ``k`` uses a generator seeded by ``(seed, k)``: the output does not depend on anything else.
+    Labels are uniform over the classes (or all ``class_label`` when it is >= 0).
+    """
+    if num_samples < 1 or batch_size < 1:
+        raise ValueError(f"num_samples and batch_size must be positive, got {num_samples}, {batch_size}")
+    if num_classes is not None and class_label >= num_classes:
+        raise ValueError(f"class_label must be -1 (random) or in [0, {num_classes}), got {class_label}")
+    images: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
+    labels: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+    bar: Any = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=num_samples, desc="sample", unit="img", dynamic_ncols=True)
+    for k, start in enumerate(range(0, num_samples, batch_size)):
+        n = min(batch_size, num_samples - start)
+        gen = seeded_generator(derive_seed(seed, k), device)
+        kwargs: dict[str, Any] = {}
+        if num_classes is not None:
+            if class_label >= 0:
+                y = torch.full((n,), class_label, dtype=torch.int64, device=device)
+            else:
+                y = torch.randint(0, num_classes, (n,), generator=gen, device=device)
+            kwargs["y"] = y
+            labels.append(y.cpu().numpy().astype(np.int64))
+        loop = diffusion.ddim_sample_loop if use_ddim else diffusion.p_sample_loop
+        extra = {"eta": eta} if use_ddim else {}
+        x = loop(
+            model, (n, *shape), clip_denoised=clip_denoised, model_kwargs=kwargs, progress=False,
+            generator=gen, device=device, **extra,
+        )
+        pixels = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+        images.append(np.ascontiguousarray(pixels.cpu().numpy()))
+        if bar is not None:
+            bar.update(n)
+    if bar is not None:
+        bar.close()
+    return np.concatenate(images), (np.concatenate(labels) if labels else None)
