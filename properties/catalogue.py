@@ -68,6 +68,7 @@ class Entry:
     raises_alike: bool = False  # a ValueError on one side must be a ValueError on the other
     # Rounding magnitudes that perturbing inputs cannot reveal (see properties.magnitudes), per output.
     magnitude: Callable[[Any, str], Outputs] | None = None
+    devices: tuple[str, ...] = ("cpu", "cuda")
 
     def reference_callable(self) -> Callable[..., Any]:
         """The reference function (imported lazily)."""
@@ -694,7 +695,10 @@ def _sample_fn_ref(case: SamplerCase, dtype_name: str, perturb: Perturb) -> Outp
     u = rng.random(9)
     timesteps = ref("timesteps")
     t = np.asarray(timesteps.sample_timesteps(p, u))
-    return {"t": t.astype(np.float64), "weights": np.asarray(timesteps.importance_weights(perturb(p, "p"), t))}
+    return {
+        "t": t.astype(np.float64),
+        "weights": np.asarray(timesteps.importance_weights(perturb(p, "p"), t)),
+    }
 
 
 # ---------------------------------------------------------------- rounding magnitudes of the bound entries
@@ -1033,6 +1037,9 @@ CATALOGUE: tuple[Entry, ...] = (
         "timestep_probs",
         (impl.ScheduleSampler.sample,),
         F64,
+        # The uniforms come from the generator's stream, which differs between CPU and CUDA; the sampling
+        # math itself (sample_timesteps, importance_weights) is catalogued on every device below.
+        devices=("cpu",),
     ),
     Entry(
         "sample_timesteps",

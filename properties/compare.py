@@ -47,7 +47,9 @@ def group_perturbation(group: str, seed: int, random_signs: bool, size: float = 
         if name != group:
             return array
         values = np.asarray(array, dtype=np.float64)
-        signs = rng.choice(np.array([-1.0, 1.0]), size=values.shape) if random_signs else np.ones(values.shape)
+        signs = (
+            rng.choice(np.array([-1.0, 1.0]), size=values.shape) if random_signs else np.ones(values.shape)
+        )
         return values * (1.0 + size * signs)
 
     return perturb

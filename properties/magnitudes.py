@@ -10,6 +10,7 @@ log of [S17] turns into a relative error eps/(its argument).  These functions re
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,7 +50,7 @@ def log_likelihood_terms(x: FloatArray, means: FloatArray, log_scales: FloatArra
 
 
 def vb_terms(
-    tab: object,
+    tab: Any,
     model_output: FloatArray,
     x_start: FloatArray,
     x_t: FloatArray,
@@ -71,13 +72,16 @@ def vb_terms(
         clip_denoised=clip_denoised,
     )
     kl = mean_flat(kl_terms(np.asarray(true_log_var), np.asarray(out["log_variance"]))) / LN2
-    decoder = mean_flat(
-        log_likelihood_terms(x_start, np.asarray(out["mean"]), 0.5 * np.asarray(out["log_variance"]))
-    ) / LN2
+    decoder = (
+        mean_flat(
+            log_likelihood_terms(x_start, np.asarray(out["mean"]), 0.5 * np.asarray(out["log_variance"]))
+        )
+        / LN2
+    )
     return np.asarray(np.where(np.asarray(t) == 0, decoder, kl))
 
 
-def prior_terms(tab: object, x_start: FloatArray) -> FloatArray:
+def prior_terms(tab: Any, x_start: FloatArray) -> FloatArray:
     """Per-sample rounding magnitude of the prior term [S19]: the KL terms against N(0, 1)."""
-    log_var = np.asarray(getattr(tab, "log_one_minus_alphas_cumprod"))[-1]
+    log_var = np.asarray(tab.log_one_minus_alphas_cumprod)[-1]
     return mean_flat(kl_terms(np.full(x_start.shape, log_var), np.zeros(x_start.shape))) / LN2

@@ -13,23 +13,20 @@ import torch
 from hypothesis import given
 
 import impl.diffusion
+from properties import strategies as sp
 from properties.catalogue import CATALOGUE, Entry
 from properties.compare import assert_outputs_close, identity, reference_sensitivity
 from properties.marshal import DTYPES
 from properties.tolerances import tolerance
 
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda",
-        marks=[
-            pytest.mark.cuda,
-            pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-        ],
-    ),
-]
+CUDA = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 CASES = [
-    pytest.param(entry, dtype, id=f"{entry.name}-{dtype}") for entry in CATALOGUE for dtype in entry.dtypes
+    pytest.param(
+        entry, dtype, device, id=f"{entry.name}-{dtype}-{device}", marks=CUDA if device == "cuda" else []
+    )
+    for entry in CATALOGUE
+    for dtype in entry.dtypes
+    for device in entry.devices
 ]
 
 
@@ -61,8 +58,7 @@ def check_entry(entry: Entry, dtype_name: str, device: torch.device, case: Any) 
     )
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("entry, dtype_name", CASES)
+@pytest.mark.parametrize("entry, dtype_name, device", CASES)
 def test_impl_matches_reference(entry: Entry, dtype_name: str, device: str) -> None:
     """Every paired function agrees with the float64 oracle within its error budget."""
     entry.reference_callable()  # fails loudly if the oracle lacks the function
@@ -91,14 +87,14 @@ EXCLUDED: dict[str, str] = {
     "GaussianDiffusion.p_sample_loop": "a loop over p_sample (catalogued); tested in test_loops",
     "GaussianDiffusion.p_sample_loop_progressive": "a loop over p_sample (catalogued); tested in test_loops",
     "GaussianDiffusion.ddim_sample_loop": "a loop over ddim_sample (catalogued); tested in test_loops",
-    "GaussianDiffusion.ddim_sample_loop_progressive": "a loop over ddim_sample (catalogued); tested in test_loops",
+    "GaussianDiffusion.ddim_sample_loop_progressive": "a loop over ddim_sample (catalogued); see test_loops",
     "create_gaussian_diffusion": "flag → type mapping, no numerics of its own; tested in test_factory",
     "create_named_schedule_sampler": "name → class mapping; tested in test_samplers",
     "mean_flat": "the mean over non-batch axes, no reference counterpart; inside every 'bound' entry",
     "LossType.is_vb": "a membership test of the enum; tested in test_factory",
     "ScheduleSampler": "abstract base class; its methods and subclasses are catalogued",
-    "LossAwareSampler": "abstract base class; its update methods are catalogued via LossSecondMomentResampler",
-    "ScheduleSampler.weights": "abstract; its implementations (UniformSampler, LossSecondMomentResampler) are paired",
+    "LossAwareSampler": "abstract base class; its update methods are catalogued (LossSecondMomentResampler)",
+    "ScheduleSampler.weights": "abstract; both implementations (Uniform, LossSecondMoment) are catalogued",
 }
 
 
@@ -131,3 +127,39 @@ def test_every_public_diffusion_callable_is_catalogued() -> None:
     assert not stale, f"exclusions naming callables that no longer exist: {stale}"
     doubly = sorted(name for name in EXCLUDED if id(found[name]) in covered)
     assert not doubly, f"excluded yet catalogued (drop the exclusion): {doubly}"
+
+
+# ---------------------------------------------------------------- every type combination, deterministically
+COMBINATION_ENTRIES = ("training_losses", "vb_terms_bpd", "p_sample", "ddim_sample")
+
+
+def _combination_cases(mean_type: str, var_type: str, loss_type: str) -> list[sp.StepCase]:
+    processes = [
+        sp.ProcessSpec("linear", 4000, None, mean_type, var_type, loss_type, False),
+        sp.ProcessSpec(
+            "cosine",
+            1000,
+            (0, 111, 222, 333, 444, 555, 666, 777, 888, 999),
+            mean_type,
+            var_type,
+            loss_type,
+            True,
+        ),
+    ]
+    cases = []
+    for process in processes:
+        last = process.num_timesteps - 1
+        cases.append(sp.StepCase(process, (4, 2, 2, 1), (0, 1, last - 1, last), 17, True, False, True, 1.0))
+    return cases
+
+
+@pytest.mark.parametrize("loss_type", sp.LOSS_TYPES)
+@pytest.mark.parametrize("var_type", sp.VAR_TYPES)
+@pytest.mark.parametrize("mean_type", sp.MEAN_TYPES)
+def test_every_type_combination(mean_type: str, var_type: str, loss_type: str) -> None:
+    """Every mean × variance × loss type, plain and respaced, t at 0, 1, T−2, T−1, in both dtype tiers."""
+    entries = [entry for entry in CATALOGUE if entry.name in COMBINATION_ENTRIES]
+    for case in _combination_cases(mean_type, var_type, loss_type):
+        for entry in entries:
+            for dtype_name in entry.dtypes:
+                check_entry(entry, dtype_name, torch.device("cpu"), case)

@@ -48,7 +48,15 @@ def test_respacing_and_schedule() -> None:
     assert isinstance(full, SpacedDiffusion)
     assert full.num_timesteps == 100 and full.timestep_map == list(range(100))
     assert full.rescale_timesteps
-    assert (full.betas == impl.get_named_beta_schedule("cosine", 100)).all()
+    direct = SpacedDiffusion(
+        use_timesteps=range(100),
+        betas=impl.get_named_beta_schedule("cosine", 100),
+        model_mean_type=impl.ModelMeanType.EPSILON,
+        model_var_type=impl.ModelVarType.FIXED_LARGE,
+        loss_type=impl.LossType.MSE,
+    )
+    assert (full.betas == direct.betas).all()  # the same deterministic computation from the cosine schedule
+    assert not (impl.create_gaussian_diffusion(steps=100).betas == full.betas).all()  # linear differs
     spaced = impl.create_gaussian_diffusion(steps=100, timestep_respacing="ddim10")
     assert spaced.num_timesteps == 10 and spaced.original_num_steps == 100
     assert spaced.timestep_map == list(range(0, 100, 10))

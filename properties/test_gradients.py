@@ -50,11 +50,16 @@ def hybrid_cases(draw: st.DrawFn, loss_types: tuple[str, ...]) -> sp.StepCase:
 
 @given(case=hybrid_cases(("MSE", "RESCALED_MSE")))
 def test_vlb_term_trains_only_the_variance_channels(case: sp.StepCase) -> None:
-    """∂ vb / ∂ mean channels = 0 exactly; ∂ vb / ∂ variance channels ≠ 0 somewhere."""
+    """∂ vb / ∂ mean channels = 0 exactly; ∂ vb / ∂ variance channels ≠ 0 for samples with t > 0.
+
+    (At t = 0 the decoder term may saturate at its 1e-12 floor, where every gradient is legitimately 0.)
+    """
     terms, output, channels = _losses_with_grad(case)
     (grad,) = torch.autograd.grad(terms["vb"].sum(), output)
     assert torch.count_nonzero(grad[:, :channels]) == 0
-    assert torch.count_nonzero(grad[:, channels:]) > 0
+    later = torch.tensor(case.t) > 0
+    if bool(later.any()):
+        assert torch.count_nonzero(grad[later][:, channels:]) > 0
 
 
 @given(case=hybrid_cases(("MSE", "RESCALED_MSE")))

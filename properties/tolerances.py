@@ -198,14 +198,17 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("float64", "schedule"): Tolerance(
         rtol=8 * 2.22e-16,
         atol=0.0,
-        reason="β by the same closed forms ([S1] linspace; [S2] 1 − ᾱ(τ2)/ᾱ(τ1) with each ᾱ evaluation within "
-        "2 ulps): <= 4 rounded ops relative to S, whose sensitivity part (ᾱ evaluations perturbed) carries the "
+        reason="β by the same closed forms ([S1] linspace; [S2] 1 − ᾱ(τ2)/ᾱ(τ1) with each ᾱ evaluation "
+        "within "
+        "2 ulps): <= 4 rounded ops relative to S, whose sensitivity part (ᾱ evaluations perturbed) "
+        "carries the "
         "1/β amplification of 1 − ratio; 4 ops × 1 ulp × 2 margin",
     ),
     ("float64", "tables"): Tolerance(
         rtol=4 * 2.22e-16,
         atol=0.0,
-        reason="[S4]–[S9] tables are built by the impl in NumPy float64 from β with the same operations (cumprod "
+        reason="[S4]–[S9] tables are built by the impl in NumPy float64 from β with the same operations "
+        "(cumprod "
         "in order, then <= 4 elementwise ops per table), so only a different association could move a table; "
         "S = |ref| here (tables are compared directly): 4 ulps",
     ),
@@ -218,7 +221,8 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("float64", "exact"): Tolerance(
         rtol=0.0,
         atol=0.0,
-        reason="integer results (kept timesteps, counts) and loss histories that only copy values: must match",
+        reason="integer results (kept timesteps, counts) and loss histories that only copy values: must "
+        "match",
     ),
     ("float64", "respaced_betas"): Tolerance(
         rtol=8 * 2.22e-16,
@@ -230,7 +234,8 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("float64", "affine_step"): Tolerance(
         rtol=16 * 2.22e-16,
         atol=0.0,
-        reason="[S5]–[S10]: gathers plus <= 4 ops (2 products, a sum, a division): each <= 1 ulp of its term, "
+        reason="[S5]–[S10]: gathers plus <= 4 ops (2 products, a sum, a division): each <= 1 ulp of its "
+        "term, "
         "terms bounded by S; torch vs NumPy may associate differently: 4 ops × 1 ulp × 4 margin",
     ),
     ("float32", "affine_step"): Tolerance(
@@ -250,7 +255,8 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("float32", "reverse_step"): Tolerance(
         rtol=64 * 1.19e-7,
         atol=0.0,
-        reason="the same ~25 float32 ops of <= eps/2..1 eps each, plus tables rounded once (inside S); S carries "
+        reason="the same ~25 float32 ops of <= eps/2..1 eps each, plus tables rounded once (inside S); S "
+        "carries "
         "the condition numbers (√(1/ᾱ_{T−1}) ~ 1e4 cosine, 1 − ᾱ_prev − σ² cancellation in DDIM): 25 × 1 eps "
         "× 2.5 margin",
     ),
@@ -270,13 +276,15 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("float64", "bound"): Tolerance(
         rtol=256 * 2.22e-16,
         atol=0.0,
-        reason="vb term = posterior (8 ops) + p_mean_variance (25) + KL or decoder NLL (20) + a mean over <= 27 "
+        reason="vb term = posterior (8 ops) + p_mean_variance (25) + KL or decoder NLL (20) + a mean "
+        "over <= 27 "
         "elements (27 ulps) + rescaling; the loop adds <= 10 terms: ~100 ops × 1 ulp of S, ×2.5 margin",
     ),
     ("float32", "bound"): Tolerance(
         rtol=256 * 1.19e-7,
         atol=0.0,
-        reason="the same ~100 float32 ops (each <= 1 eps of a term bounded by S; KL's exp(−log Σ) ~ 1e6 at small "
+        reason="the same ~100 float32 ops (each <= 1 eps of a term bounded by S; KL's exp(−log Σ) ~ 1e6 "
+        "at small "
         "t and the decoder's bin probabilities are inside S): 100 × 1 eps × 2.5 margin",
     ),
     ("float64", "timestep_probs"): Tolerance(
@@ -304,11 +312,12 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ),
     ("train", "ddp_params"): Tolerance(
         rtol=0.0,
-        atol=1e-4,
-        reason="unit: lr·steps.  AdamW's update m/(sqrt(v)+eps) is scale-free in g, so a relative gradient "
-        "error r (the all-reduce sums 2 float32 partial sums: r <= B·eps ~ 1e-6 absent cancellation) moves "
-        "each step by <= 2r·lr; 1e-4 leaves a 50x margin for partial cancellation and is still 10^4 times "
-        "smaller than one update (lr), which is the size of any real mismatch (other data, other noise)",
+        atol=5e-3,
+        reason="unit: lr·steps.  A conv weight gradient sums n = B·H·W = 8·8·8 = 512 products; the 2-rank "
+        "all-reduce regroups that float32 sum, moving it by <= n·eps·Σ|terms| = 6.1e-5·Σ|terms|, i.e. a "
+        "relative error r <= 6.1e-5·κ with κ = Σ|terms|/|g| (cancellation; budget κ <= 40).  AdamW's "
+        "step m/(sqrt(v)+eps) is scale-free in g, so it moves by <= 2r per step: 2·6.1e-5·40 ~ 5e-3.  A real "
+        "mismatch (other data or noise on a rank) moves parameters by ~1 unit (one Adam step ~ lr)",
     ),
     ("train", "uint8_to_model_range"): Tolerance(
         rtol=0.0,

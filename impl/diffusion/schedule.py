@@ -120,6 +120,11 @@ def diffusion_tables(betas: Float64Array) -> DiffusionTables:
     first_positive = post_var[1] if b.shape[0] > 1 else b[0]
     post_var_clipped = np.append(first_positive, post_var[1:])
     large_var = np.append(first_positive, b[1:])
+    # β = 1 (the linear schedule at T = 20) makes ᾱ_{T−1} = 0 and its reciprocal tables infinite.
+    with np.errstate(divide="ignore"):
+        log_one_minus_abar = np.log(1.0 - abar)
+        sqrt_recip_abar = np.sqrt(1.0 / abar)
+        sqrt_recipm1_abar = np.sqrt(1.0 / abar - 1.0)
     return DiffusionTables(
         betas=b,
         alphas=alphas,
@@ -128,9 +133,9 @@ def diffusion_tables(betas: Float64Array) -> DiffusionTables:
         alphas_cumprod_next=abar_next,
         sqrt_alphas_cumprod=np.sqrt(abar),
         sqrt_one_minus_alphas_cumprod=np.sqrt(1.0 - abar),
-        log_one_minus_alphas_cumprod=np.log(1.0 - abar),
-        sqrt_recip_alphas_cumprod=np.sqrt(1.0 / abar),
-        sqrt_recipm1_alphas_cumprod=np.sqrt(1.0 / abar - 1.0),
+        log_one_minus_alphas_cumprod=log_one_minus_abar,
+        sqrt_recip_alphas_cumprod=sqrt_recip_abar,
+        sqrt_recipm1_alphas_cumprod=sqrt_recipm1_abar,
         posterior_variance=post_var,
         posterior_log_variance_clipped=np.log(post_var_clipped),
         posterior_mean_coef1=b * np.sqrt(abar_prev) / (1.0 - abar),

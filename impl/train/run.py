@@ -13,8 +13,8 @@ from impl.train.atomic import atomic_write_json
 from impl.train.batches import InMemoryData
 from impl.train.checkpoint import (
     CHECKPOINT_DIRNAME,
-    list_checkpoints,
     find_checkpoint_dir,
+    list_checkpoints,
     load_training_checkpoint,
 )
 from impl.train.config import TrainConfig

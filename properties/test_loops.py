@@ -1,0 +1,192 @@
+"""The loops over the catalogued per-step functions: reproducibility, determinism, wiring, the bound's sum."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+
+from properties import strategies as sp
+from properties.compare import Perturb, assert_outputs_close, identity, reference_sensitivity
+from properties.marshal import (
+    impl_diffusion,
+    ref,
+    reference_model_timesteps,
+    reference_tables,
+    to_numpy,
+    toy_model_numpy,
+    toy_model_torch,
+)
+from properties.tolerances import tolerance
+
+LOOP_CASES = sp.step_cases(max_steps=10)
+
+
+def _model(spec: sp.ProcessSpec) -> tuple[Callable[..., torch.Tensor], list[torch.Tensor]]:
+    seen: list[torch.Tensor] = []
+
+    def model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        seen.append(t)
+        return toy_model_torch(x, spec.learned_variance, spec.var_type)
+
+    return model, seen
+
+
+@given(case=LOOP_CASES)
+@settings(max_examples=10)
+def test_p_sample_loop_is_reproducible_with_a_generator(case: sp.StepCase) -> None:
+    """The same generator seed gives the same sample; another seed another one (unclipped, so x_0 depends
+    on x_T even when T = 1)."""
+    diffusion = impl_diffusion(case.process)
+    model, _ = _model(case.process)
+    runs = [
+        diffusion.p_sample_loop(
+            model, case.shape, clip_denoised=False, generator=torch.Generator().manual_seed(seed)
+        )
+        for seed in (case.seed, case.seed, case.seed + 1)
+    ]
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.equal(runs[0], runs[2])
+
+
+@given(case=LOOP_CASES)
+@settings(max_examples=10)
+def test_ddim_eta0_is_deterministic(case: sp.StepCase) -> None:
+    """With η = 0 and a given x_T, DDIM uses no randomness: two different generators give the same x_0."""
+    diffusion = impl_diffusion(case.process)
+    model, _ = _model(case.process)
+    x_t = torch.randn(case.shape, generator=torch.Generator().manual_seed(case.seed), dtype=torch.float64)
+    first = diffusion.ddim_sample_loop(
+        model, case.shape, noise=x_t, generator=torch.Generator().manual_seed(1)
+    )
+    second = diffusion.ddim_sample_loop(
+        model, case.shape, noise=x_t, generator=torch.Generator().manual_seed(2)
+    )
+    assert torch.equal(first, second)
+
+
+@given(case=LOOP_CASES, ddim=st.booleans())
+@settings(max_examples=10)
+def test_progressive_loop_chains_reference_steps(case: sp.StepCase, ddim: bool) -> None:
+    """Each yielded step equals the reference step at t = T−1 … 0 from the previous impl sample, with the
+    model called at the reference's model timesteps and the step noise drawn in order from the generator."""
+    spec = case.process
+    diffusion = impl_diffusion(spec)
+    model, seen = _model(spec)
+    x = torch.randn(case.shape, generator=torch.Generator().manual_seed(case.seed), dtype=torch.float64)
+    twin = torch.Generator().manual_seed(case.seed + 1)
+    generator = torch.Generator().manual_seed(case.seed + 1)
+    if ddim:
+        outputs = list(
+            diffusion.ddim_sample_loop_progressive(
+                model,
+                case.shape,
+                noise=x,
+                clip_denoised=case.clip_denoised,
+                eta=case.eta,
+                generator=generator,
+            )
+        )
+    else:
+        outputs = list(
+            diffusion.p_sample_loop_progressive(
+                model, case.shape, noise=x, clip_denoised=case.clip_denoised, generator=generator
+            )
+        )
+    assert len(outputs) == spec.num_timesteps
+    previous = to_numpy(x)
+    for index, out in enumerate(outputs):
+        step = spec.num_timesteps - 1 - index
+        t = np.full(case.shape[0], step, dtype=np.int64)
+        assert np.array_equal(to_numpy(seen[index]), reference_model_timesteps(spec, t))
+        needs_noise = not ddim or case.eta != 0.0
+        z = to_numpy(torch.randn(case.shape, generator=twin, dtype=torch.float64)) if needs_noise else None
+        x_prev = previous
+
+        def reference_step(
+            perturb: Perturb,
+            x_prev: NDArray[np.float64] = x_prev,
+            z: NDArray[np.float64] | None = z,
+            t: NDArray[np.int64] = t,
+        ) -> dict[str, NDArray[np.float64]]:
+            tab = reference_tables(spec, perturb)
+            xp = perturb(x_prev, "x_t")
+            pmv = ref("process").p_mean_variance(
+                tab,
+                toy_model_numpy(xp, spec.learned_variance, spec.var_type),
+                xp,
+                t,
+                model_mean_type=spec.mean_type,
+                model_var_type=spec.var_type,
+                clip_denoised=case.clip_denoised,
+            )
+            steps = ref("steps")
+            noise = np.zeros(case.shape) if z is None else z
+            sample = (
+                steps.ddim_step(tab, pmv, xp, t, noise, case.eta)
+                if ddim
+                else steps.p_sample_step(pmv, t, noise)
+            )
+            return {"sample": np.asarray(sample), "pred_xstart": np.asarray(pmv["pred_xstart"])}
+
+        expected = reference_step(identity)
+        actual = {"sample": to_numpy(out["sample"]), "pred_xstart": to_numpy(out["pred_xstart"])}
+        seed = zlib.crc32(repr((case, index)).encode())
+        assert_outputs_close(
+            actual,
+            expected,
+            tolerance("float64", "reverse_step"),
+            sensitivity=reference_sensitivity(reference_step, expected, seed),
+            inputs=(case, ddim, step),
+            label="loop step",
+        )
+        previous = actual["sample"]
+
+
+@given(case=LOOP_CASES)
+@settings(max_examples=10)
+def test_calc_bpd_loop_total_is_prior_plus_terms(case: sp.StepCase) -> None:
+    """total_bpd = prior_bpd + Σ_t vb[:, t], and column t is vb_terms_bpd at t with noise[t] [S20]."""
+    spec = case.process
+    diffusion = impl_diffusion(spec)
+    model, _ = _model(spec)
+    x_start = torch.tensor(sp.case_arrays(case).x_start)
+    noise = torch.randn(
+        (spec.num_timesteps, *case.shape),
+        generator=torch.Generator().manual_seed(case.seed),
+        dtype=torch.float64,
+    )
+    out = diffusion.calc_bpd_loop(model, x_start, case.clip_denoised, noise=noise)
+    total = out["prior_bpd"] + out["vb"].sum(dim=1)
+    # The same T + 1 float64 numbers summed in another order: <= T ulps of the sum of their magnitudes.
+    bound = spec.num_timesteps * 2.22e-16 * (out["prior_bpd"].abs() + out["vb"].abs().sum(dim=1))
+    assert bool(((out["total_bpd"] - total).abs() <= bound).all())
+    step = int(case.t[0])
+    t = torch.full((case.shape[0],), step, dtype=torch.long)
+    x_t = diffusion.q_sample(x_start, t, noise[step])
+    direct = diffusion.vb_terms_bpd(model, x_start, x_t, t, case.clip_denoised)["output"]
+    assert torch.equal(direct, out["vb"][:, step])  # the same computation: bitwise equal
+
+
+@given(case=sp.step_cases())
+@settings(max_examples=10)
+def test_half_precision_inputs_compute_in_float32(case: sp.StepCase) -> None:
+    """bf16 inputs take the float32 path: the result is float32 and equals the float32 computation on the
+    same (upcast) values bit for bit, so no table is ever rounded to 16 bits."""
+    diffusion = impl_diffusion(case.process)
+    arrays = sp.case_arrays(case)
+    x = torch.tensor(arrays.x_start).to(torch.bfloat16)
+    noise = torch.tensor(arrays.noise).to(torch.bfloat16)
+    t = torch.tensor(case.t)
+    half = diffusion.q_sample(x, t, noise)
+    single = diffusion.q_sample(x.float(), t, noise.float())
+    assert half.dtype == torch.float32
+    assert torch.equal(half, single)
+    eps_half = diffusion._predict_eps_from_xstart(half, t, x)
+    assert eps_half.dtype == torch.float32
+    assert torch.equal(eps_half, diffusion._predict_eps_from_xstart(single, t, x.float()))
