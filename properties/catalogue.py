@@ -484,7 +484,8 @@ def _bound_impl(case: sp.StepCase, dtype: torch.dtype, device: torch.device) -> 
         return toy_model_torch(x_t, spec.learned_variance, spec.var_type)
 
     out = impl_diffusion(spec).calc_bpd_loop(model, x["x_start"], case.clip_denoised, noise=noises)
-    return {key: to_numpy(out[key]) for key in BOUND_KEYS}
+    # impl keeps the original column order (timestep T-1 first); the reference indexes columns by t.
+    return {key: to_numpy(out[key].flip(1) if out[key].ndim == 2 else out[key]) for key in BOUND_KEYS}
 
 
 def _bound_ref(case: sp.StepCase, dtype_name: str, perturb: Perturb) -> Outputs:

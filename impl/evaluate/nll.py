@@ -53,12 +53,16 @@ def summarize_bpd_terms(terms: Mapping[str, NDArray[np.float64]]) -> dict[str, A
     """Means over images (and ``std(ddof=1)/√n`` errors) of per-image bound terms, as a JSON-able dict.
 
     ``terms`` holds ``total_bpd``, ``prior_bpd`` (n,) and ``vb``, ``xstart_mse``, ``mse`` (n, T) as
-    returned by ``calc_bpd_loop`` for n images.  The decoder term is ``vb[:, 0]`` (``L_0``, [S18]).
+    returned by ``calc_bpd_loop`` for n images, in its column order (timestep T − 1 first, as the original
+    code).  The summary lists per-t values in ascending t; the decoder term is ``L_0`` [S18].
     """
     missing = [k for k in BPD_KEYS if k not in terms]
     if missing:
         raise ValueError(f"terms must hold {list(BPD_KEYS)}; missing {missing}")
     arrays = {k: np.asarray(terms[k], dtype=np.float64) for k in BPD_KEYS}
+    for k in ("vb", "xstart_mse", "mse"):  # to ascending t: column t is timestep t from here on
+        if arrays[k].ndim == 2:
+            arrays[k] = arrays[k][:, ::-1]
     n = arrays["total_bpd"].shape[0]
     if n < 1 or arrays["total_bpd"].shape != (n,) or arrays["prior_bpd"].shape != (n,):
         raise ValueError("total_bpd and prior_bpd must have the same shape (n,) with n >= 1")

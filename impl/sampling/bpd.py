@@ -29,14 +29,16 @@ def calc_bpd_loop(
 ) -> dict[str, torch.Tensor]:
     """Σ_t L_t + L_T [S20] with per-t terms; `noise[t]` (shape (T, *x.shape)) is the ε used at step t.
 
-    Returns total_bpd, prior_bpd (B,) and vb, xstart_mse, mse (B, T) whose column t is timestep t.
+    Returns total_bpd, prior_bpd (B,) and vb, xstart_mse, mse (B, T) in the original code's column order:
+    the chain is walked from t = T − 1 down to 0, so column j holds timestep T − 1 − j (the decoder term
+    L_0 is the last column). ``noise`` is indexed by timestep, not by column.
     """
     steps = diffusion.num_timesteps
     if noise is not None and tuple(noise.shape) != (steps, *x_start.shape):
         raise ValueError(f"noise must have shape {(steps, *x_start.shape)}, got {tuple(noise.shape)}")
     batch = x_start.shape[0]
     vb, xstart_mse, mse = [], [], []
-    for i in range(steps):
+    for i in reversed(range(steps)):
         t = torch.full((batch,), i, dtype=torch.long, device=x_start.device)
         if noise is not None:
             eps = noise[i].to(device=x_start.device, dtype=x_start.dtype)

@@ -44,25 +44,25 @@ class TrainConfig:
     ``model_flags`` holds the model_and_diffusion flags the model was built with.
     """
 
-    data: str = "digits"
+    data: str = "digits:train"
     out_dir: str = ""
     batch_size: int = 64
     microbatch: int = -1
     lr: float = 1e-3
     weight_decay: float = 0.0
-    max_steps: int = 2500
-    lr_anneal_steps: int = 2500
-    ema_rate: str = "0.999"
+    max_steps: int = 1000
+    lr_anneal_steps: int = 1000
+    ema_rate: str = "0.995"
     schedule_sampler: str = "uniform"
     grad_clip: float = 1.0
     precision: str = "fp32"
     compile: bool = False
     seed: int = 0
-    log_interval: int = 100
-    save_interval: int = 1000
-    sample_interval: int = 0
+    log_interval: int = 50
+    save_interval: int = 500
+    sample_interval: int = 500
     num_grid_samples: int = 64
-    grid_respacing: str = ""
+    grid_respacing: str = "100"
     keep_checkpoints: int = 2
     random_flip: bool = False
     progress: bool = True

@@ -45,20 +45,25 @@ def sample_gaussian_fit(train: NDArray[np.float64], n: int, rng: np.random.Gener
 
 
 class PointMLP(nn.Module):
-    """ε and variance prediction for 2-D points: ``model(x (B,2,1,1), t) -> (B, 4, 1, 1)``."""
+    """ε and variance prediction for 2-D points: ``model(x (B,2,1,1), t) -> (B, 4, 1, 1)``.
 
-    def __init__(self, hidden: int = 128, freqs: int = 16) -> None:
+    ``t`` is the rescaled timestep in [0, 1000); the time features are smooth in it (τ = t/1000 and
+    cos/sin(πkτ), k = 1..4): high-frequency features alias across the 100 steps and stop an MLP learning.
+    """
+
+    def __init__(self, hidden: int = 128, harmonics: int = 4) -> None:
         super().__init__()
-        self.register_buffer("freqs", torch.exp(-math.log(1000.0) * torch.arange(freqs) / freqs))
+        self.register_buffer("harmonics", math.pi * torch.arange(1, harmonics + 1, dtype=torch.float32))
         self.net = nn.Sequential(
-            nn.Linear(2 + 2 * freqs, hidden), nn.SiLU(),
+            nn.Linear(3 + 2 * harmonics, hidden), nn.SiLU(),
             nn.Linear(hidden, hidden), nn.SiLU(),
             nn.Linear(hidden, hidden), nn.SiLU(),
             nn.Linear(hidden, 4),
         )
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        angles = t.to(torch.float32)[:, None] * self.freqs[None, :]
-        feats = torch.cat([x.flatten(1), torch.cos(angles), torch.sin(angles)], dim=1)
+        tau = t.to(torch.float32)[:, None] / 1000.0
+        angles = tau * self.harmonics[None, :]
+        feats = torch.cat([x.flatten(1), tau, torch.cos(angles), torch.sin(angles)], dim=1)
         out: torch.Tensor = self.net(feats)
         return out.view(-1, 4, 1, 1)

@@ -22,7 +22,8 @@ PIXELS = [0, 51, 102, 153, 204]  # x = p / 127.5 - 1 = -1, -0.6, -0.2, 0.2, 0.6
 
 class FakeDiffusion:
     """Per image with constant value x: prior = x + 2, vb[:, t] = (t + 1)(x + 2), xstart_mse[:, t] = t / 10,
-    mse[:, t] = y (the label passed in model_kwargs, 0 without one)."""
+    mse[:, t] = y (the label passed in model_kwargs, 0 without one); columns in calc_bpd_loop's order
+    (timestep T - 1 first)."""
 
     num_timesteps = 3
 
@@ -49,8 +50,8 @@ class FakeDiffusion:
         return {
             "total_bpd": vb.sum(dim=1) + base,
             "prior_bpd": base,
-            "vb": vb,
-            "xstart_mse": (steps[None, :] - 1).repeat(x_start.shape[0], 1) / 10,
+            "vb": vb.flip(1),
+            "xstart_mse": ((steps[None, :] - 1).repeat(x_start.shape[0], 1) / 10).flip(1),
             "mse": y[:, None].repeat(1, 3),
         }
 
