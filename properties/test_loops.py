@@ -170,7 +170,8 @@ def test_calc_bpd_loop_total_is_prior_plus_terms(case: sp.StepCase) -> None:
     t = torch.full((case.shape[0],), step, dtype=torch.long)
     x_t = diffusion.q_sample(x_start, t, noise[step])
     direct = diffusion.vb_terms_bpd(model, x_start, x_t, t, case.clip_denoised)["output"]
-    assert torch.equal(direct, out["vb"][:, spec.num_timesteps - 1 - step])  # the same computation: bitwise equal
+    # The same computation: bitwise equal.
+    assert torch.equal(direct, out["vb"][:, spec.num_timesteps - 1 - step])
 
 
 @given(case=sp.step_cases())

@@ -3,6 +3,9 @@ the no-host-sync update and the name factory."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -88,3 +91,41 @@ def test_update_with_local_losses_never_reads_values_on_the_host(monkeypatch: py
     monkeypatch.setattr(torch.Tensor, "numpy", forbidden)
     sampler.update_with_local_losses(torch.tensor([0, 3, 3, 5]), torch.tensor([1.0, 2.0, 3.0, 4.0]))
     sampler.sample(8, "cpu")
+
+
+
+def test_update_loss_history_traces_into_one_static_graph() -> None:
+    """The device-side history update has no data-dependent shape: `torch.compile(fullgraph=True)` traces
+    it into one graph whose every intermediate has a static shape (bincount gave an unbacked size, which
+    blocks CUDA-graph capture), `torch._dynamo.explain` finds no graph break, and the compiled update
+    equals the eager one exactly, including padding pairs and timesteps that overflow within one call."""
+    from impl.diffusion.timesteps import update_loss_history
+
+    graphs: list[torch.fx.GraphModule] = []
+
+    def recording_backend(gm: torch.fx.GraphModule, example_inputs: list[torch.Tensor]) -> Callable[..., Any]:
+        graphs.append(gm)
+        return gm.forward
+
+    compiled = torch.compile(update_loss_history, fullgraph=True, backend=recording_backend, dynamic=False)
+    history = torch.zeros((5, 3), dtype=torch.float64)
+    counts = torch.zeros((5,), dtype=torch.long)
+    eager_history, eager_counts = history, counts
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        t = torch.tensor(rng.integers(0, 5, size=8))
+        losses = torch.tensor(rng.uniform(0.0, 2.0, size=8))
+        valid = torch.tensor(rng.uniform(size=8) < 0.8)
+        history, counts = compiled(history, counts, t, losses, valid)
+        eager_history, eager_counts = update_loss_history(eager_history, eager_counts, t, losses, valid)
+        assert torch.equal(history, eager_history) and torch.equal(counts, eager_counts)
+    assert len(graphs) == 1
+    symbolic = [
+        (node.name, tuple(value.shape))
+        for node in graphs[0].graph.nodes
+        if isinstance(value := node.meta.get("example_value"), torch.Tensor)
+        and not all(isinstance(size, int) for size in value.shape)
+    ]
+    assert not symbolic, symbolic
+    explanation = torch._dynamo.explain(update_loss_history)(history, counts, t, losses, valid)
+    assert explanation.graph_break_count == 0, explanation.break_reasons

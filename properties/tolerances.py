@@ -295,6 +295,16 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
         "integers and must agree (an ulp-level CDF difference flips one only if u lands within an ulp of a "
         "boundary, probability ~1e-15 per draw): 16 ops × 1 ulp × 2",
     ),
+    ("float64", "compiled_step_chain"): Tolerance(
+        rtol=0.0,
+        atol=1e-9,
+        reason="CUDA only: a 10-step float64 ancestral chain through inductor's fused kernels vs the eager "
+        "kernels (test_compiled_sampling, toy network, the 40→10 respaced cosine process).  Each of the "
+        "~20 ops of a step may round differently (FMA contraction, other exp/tanh code): <= 2 ulp "
+        "(4.4e-16) of values <= 50 (x̂_0 before clipping: |x_t| <= 6 times √(1/ᾱ) <= 8.6), amplified by "
+        "<= 8.6 through x̂_0: 20 × 4.4e-16 × 50 × 8.6 = 3.8e-12 per step; the posterior mean weights "
+        "(coef1 + coef2 <= 1.4) carry earlier errors, <= 10 steps: <= 5e-11 in all.  1e-9 is a 20x margin",
+    ),
     # ---- end of section "float64" / "float32" ----
     # ---- section "train": trainer invariants (owned by tests/train, tests/e2e) ----
     ("train", "ema_update"): Tolerance(
@@ -307,17 +317,24 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
         rtol=1e-5,
         atol=1e-6,
         reason="the full-batch gradient is a float32 sum of B = 8 per-sample terms; microbatching regroups "
-        "the sum (and the GEMMs block differently), each regrouping moving it by <= B·eps·max|term| ~ 1e-6 for "
-        "O(1) terms; rtol 1e-5 covers the relative part of the same bound with a 10x margin",
+        "the sum (and the GEMMs block differently), each regrouping moving it by <= B·eps·max|term| ~ 1e-6 "
+        "for O(1) terms; rtol 1e-5 covers the relative part of the same bound with a 10x margin",
+    ),
+    ("train", "ddp_grad"): Tolerance(
+        rtol=0.0,
+        atol=1e-4,
+        reason="unit: max |g| of the tensor.  Each gradient entry is a float32 sum of <= n = B·H·W = 512 "
+        "products; the 2-rank all-reduce regroups it, moving it by <= n·eps·Σ|terms| = 6.1e-5·Σ|terms|; "
+        "Σ|terms| of an entry is taken <= 1.6·max|g| of its tensor (little cancellation at initialisation)",
     ),
     ("train", "ddp_params"): Tolerance(
         rtol=0.0,
-        atol=5e-3,
-        reason="unit: lr·steps.  A conv weight gradient sums n = B·H·W = 8·8·8 = 512 products; the 2-rank "
-        "all-reduce regroups that float32 sum, moving it by <= n·eps·Σ|terms| = 6.1e-5·Σ|terms|, i.e. a "
-        "relative error r <= 6.1e-5·κ with κ = Σ|terms|/|g| (cancellation; budget κ <= 40).  AdamW's "
-        "step m/(sqrt(v)+eps) is scale-free in g, so it moves by <= 2r per step: 2·6.1e-5·40 ~ 5e-3.  A real "
-        "mismatch (other data or noise on a rank) moves parameters by ~1 unit (one Adam step ~ lr)",
+        atol=1e-4,
+        reason="unit: lr, after ONE AdamW step from identical weights.  The step lr·g/(|g|+1e-8) is "
+        "scale-free in g: a relative gradient error r (<= ddp_grad) moves it by <= lr·2r·1e-8/|g| ~ 0 "
+        "unless |g| is at its own rounding level (sign flip of a cancelled entry, up to 2·lr).  Over several "
+        "steps the moment history amplifies such entries (zero-initialised paths reached 6% of lr by step "
+        "3), so the test takes one step; a real mismatch (other data or noise) moves entries by ~lr",
     ),
     ("train", "uint8_to_model_range"): Tolerance(
         rtol=0.0,

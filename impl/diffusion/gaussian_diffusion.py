@@ -18,6 +18,7 @@ from impl.diffusion import objectives, process, steps
 from impl.diffusion.enums import LossType, ModelMeanType, ModelVarType
 from impl.diffusion.schedule import TableCache, TorchTables, compute_dtype, diffusion_tables
 from impl.sampling import bpd, loops
+from impl.sampling.compiled import StepRunner
 
 __all__ = ["CondFn", "DenoisedFn", "GaussianDiffusion", "Model"]
 
@@ -277,6 +278,7 @@ class GaussianDiffusion:
         progress: bool = False,
         *,
         generator: torch.Generator | None = None,
+        step_runner: StepRunner | None = None,
     ) -> torch.Tensor:
         """Ancestral sampling from x_T to x_0 [S29]; returns the final sample."""
         return loops.p_sample_loop(
@@ -291,6 +293,7 @@ class GaussianDiffusion:
             device,
             progress,
             generator=generator,
+            step_runner=step_runner,
         )
 
     def p_sample_loop_progressive(
@@ -306,6 +309,7 @@ class GaussianDiffusion:
         progress: bool = False,
         *,
         generator: torch.Generator | None = None,
+        step_runner: StepRunner | None = None,
     ) -> Iterator[dict[str, torch.Tensor]]:
         """Ancestral sampling, yielding each step's p_sample dict."""
         return loops.p_sample_loop_progressive(
@@ -320,6 +324,7 @@ class GaussianDiffusion:
             device,
             progress,
             generator=generator,
+            step_runner=step_runner,
         )
 
     def ddim_sample_loop(
@@ -336,6 +341,7 @@ class GaussianDiffusion:
         eta: float = 0.0,
         *,
         generator: torch.Generator | None = None,
+        step_runner: StepRunner | None = None,
     ) -> torch.Tensor:
         """DDIM sampling from x_T to x_0 [S30]; returns the final sample."""
         return loops.ddim_sample_loop(
@@ -351,6 +357,7 @@ class GaussianDiffusion:
             progress,
             eta,
             generator=generator,
+            step_runner=step_runner,
         )
 
     def ddim_sample_loop_progressive(
@@ -367,6 +374,7 @@ class GaussianDiffusion:
         eta: float = 0.0,
         *,
         generator: torch.Generator | None = None,
+        step_runner: StepRunner | None = None,
     ) -> Iterator[dict[str, torch.Tensor]]:
         """DDIM sampling, yielding each step's ddim_sample dict."""
         return loops.ddim_sample_loop_progressive(
@@ -382,6 +390,7 @@ class GaussianDiffusion:
             progress,
             eta,
             generator=generator,
+            step_runner=step_runner,
         )
 
     # ---- objectives and likelihood ------------------------------------------------------------
@@ -452,8 +461,19 @@ class GaussianDiffusion:
         noise: torch.Tensor | None = None,
         *,
         generator: torch.Generator | None = None,
+        timestep_batch: int = 1,
     ) -> dict[str, torch.Tensor]:
-        """The full bound [S20]: keys total_bpd, prior_bpd (B,), vb, xstart_mse, mse (B, T)."""
+        """The full bound [S20]: keys total_bpd, prior_bpd (B,), vb, xstart_mse, mse (B, T).
+
+        ``timestep_batch=k`` evaluates k timesteps per network call (see `impl.sampling.bpd`).
+        """
         return bpd.calc_bpd_loop(
-            self, model, x_start, clip_denoised, model_kwargs, noise, generator=generator
+            self,
+            model,
+            x_start,
+            clip_denoised,
+            model_kwargs,
+            noise,
+            generator=generator,
+            timestep_batch=timestep_batch,
         )

@@ -58,6 +58,8 @@ def update_loss_history(
     Equal to appending the pairs one by one: a step whose history is full drops its oldest entry.
     Pairs with `valid` False are ignored (padding of unequal all-gathered batches).  Vectorised: each
     pair's rank among the pairs of its timestep decides its slot, so no per-element host work is done.
+    Every intermediate has a shape fixed by (T, K, number of pairs): the update traces into a single
+    `torch.compile` graph and issues no host synchronisation.
     Returns new (history, counts); the inputs are not modified.
     """
     num_timesteps, k = history.shape
@@ -69,13 +71,16 @@ def update_loss_history(
     valid = valid.reshape(-1).to(device)
     # Invalid pairs go to a scratch row `num_timesteps`, dropped at the end.
     rows = torch.where(valid, t, torch.full_like(t, num_timesteps))
-    order = torch.sort(rows, stable=True).indices
-    sorted_rows = rows[order]
-    arrivals = torch.bincount(rows, minlength=num_timesteps + 1)
+    # Arrivals per row, counted into a fixed (T + 1,) tensor (no data-dependent shape, unlike bincount,
+    # so the update traces into one graph and can be captured in a CUDA graph); integer adds are exact.
+    arrivals = torch.zeros(num_timesteps + 1, dtype=torch.long, device=device).index_add_(
+        0, rows, torch.ones_like(rows)
+    )
     group_start = torch.cumsum(arrivals, dim=0) - arrivals
-    rank_sorted = torch.arange(rows.shape[0], device=device) - group_start[sorted_rows]
-    rank = torch.empty_like(rank_sorted)
-    rank[order] = rank_sorted
+    # A stable sort keeps the pairs of one timestep in arrival order: position − group start = rank.
+    order = torch.sort(rows, stable=True).indices
+    rank_sorted = torch.arange(rows.shape[0], device=device) - group_start.index_select(0, rows[order])
+    rank = torch.empty_like(rank_sorted).scatter_(0, order, rank_sorted)
 
     old_counts = torch.cat(
         [counts.to(device=device, dtype=torch.long), torch.zeros(1, dtype=torch.long, device=device)]
@@ -89,12 +94,12 @@ def update_loss_history(
     padded = torch.cat([history, torch.zeros(1, k, dtype=history.dtype, device=device)], dim=0)
     gathered = torch.gather(padded, 1, source.clamp(max=k - 1))
     new_history = torch.where(keep_old, gathered, torch.zeros_like(gathered))
-    # New entries land at count + rank − shift; those that are shifted out go to a scratch column k.
+    # New entries land at count + rank − shift; those already shifted out go to the scratch row T, which
+    # is dropped (so the result is a row slice: contiguous, with the input's layout).
     slot = old_counts[rows] + rank - shift[rows]
-    slot = torch.where(slot >= 0, slot, torch.full_like(slot, k))
-    scratch = torch.cat(
-        [new_history, torch.zeros(num_timesteps + 1, 1, dtype=history.dtype, device=device)], dim=1
-    )
-    scratch = scratch.index_put((rows, slot), losses)
+    dropped = slot < 0
+    target_rows = torch.where(dropped, torch.full_like(rows, num_timesteps), rows)
+    target_slots = torch.where(dropped, torch.zeros_like(slot), slot)
+    new_history = new_history.index_put((target_rows, target_slots), losses)
     new_counts = torch.minimum(total, torch.full_like(total, k))
-    return scratch[:num_timesteps, :k], new_counts[:num_timesteps].to(counts.dtype)
+    return new_history[:num_timesteps], new_counts[:num_timesteps].to(counts.dtype)

@@ -38,6 +38,7 @@ class BpdDiffusion(Protocol):
         model_kwargs: dict[str, Any] | None = ...,
         *,
         generator: torch.Generator | None = ...,
+        timestep_batch: int = ...,
     ) -> Mapping[str, torch.Tensor]: ...
 
 
@@ -108,12 +109,15 @@ def nll_bound(
     device: str | torch.device = "cpu",
     generator: torch.Generator | None = None,
     class_cond: bool = False,
+    timestep_batch: int = 1,
 ) -> dict[str, Any]:
     """The NLL bound [S20] of the first ``num_samples`` images (None: all) of ``dataset``, in bits/dim.
 
     With ``class_cond`` the labels go to the model as ``model_kwargs={"y": labels}`` (the dataset must have
     labels).  ``generator`` (on ``device``) draws the noise of every step, so a seeded generator makes the
-    result reproducible.  Returns ``summarize_bpd_terms`` plus ``"config"`` (the settings used).
+    result reproducible, and independent of ``timestep_batch`` (timesteps evaluated per network call, a
+    speed option that leaves the values unchanged; see ``calc_bpd_loop``).  Returns
+    ``summarize_bpd_terms`` plus ``"config"`` (the settings used).
     """
     batch_size = _positive_int(batch_size, "batch_size")
     available = len(dataset)
@@ -133,7 +137,9 @@ def nll_bound(
             model_kwargs["y"] = torch.from_numpy(dataset.labels[start:stop].copy()).to(device)
         with torch.no_grad():
             out = diffusion.calc_bpd_loop(
-                model, x_start, clip_denoised=clip_denoised, model_kwargs=model_kwargs, generator=generator
+                model, x_start, clip_denoised=clip_denoised, model_kwargs=model_kwargs,
+                generator=generator,
+                timestep_batch=timestep_batch,
             )
         for k in BPD_KEYS:
             collected[k].append(out[k].detach().to("cpu", torch.float64).numpy())
@@ -141,6 +147,7 @@ def nll_bound(
     summary["config"] = {
         "num_samples": n,
         "batch_size": batch_size,
+        "timestep_batch": timestep_batch,
         "clip_denoised": bool(clip_denoised),
         "class_cond": bool(class_cond),
         "device": str(device),

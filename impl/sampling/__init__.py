@@ -1,6 +1,7 @@
 """impl.sampling: the sampling and likelihood loops behind the `GaussianDiffusion` loop methods."""
 
 from impl.sampling.bpd import calc_bpd_loop
+from impl.sampling.compiled import CompiledStepRunner, StepRunner
 from impl.sampling.loops import (
     ddim_sample_loop,
     ddim_sample_loop_progressive,
@@ -9,6 +10,8 @@ from impl.sampling.loops import (
 )
 
 __all__: list[str] = [
+    "CompiledStepRunner",
+    "StepRunner",
     "calc_bpd_loop",
     "ddim_sample_loop",
     "ddim_sample_loop_progressive",

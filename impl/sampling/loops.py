@@ -2,6 +2,9 @@
 
 Exposed as `GaussianDiffusion` methods.  The timestep tensor of each step is created on the device
 (`torch.full`), so a loop issues no host synchronisation of its own; every draw uses `generator`.
+With a `step_runner` (e.g. `impl.sampling.compiled.CompiledStepRunner`) each step runs through it: the
+step noise is drawn here, before the step, with the shape, dtype and generator the eager step uses, and
+passed in, so the accelerated loop reproduces the eager one for the same generator.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from impl.diffusion.schedule import compute_dtype
+
 if TYPE_CHECKING:
     from impl.diffusion.gaussian_diffusion import GaussianDiffusion
+    from impl.sampling.compiled import StepRunner
 
 __all__ = [
     "ddim_sample_loop",
@@ -20,6 +26,7 @@ __all__ = [
     "p_sample_loop",
     "p_sample_loop_progressive",
     "resolve_device",
+    "step_noise",
 ]
 
 Model = Callable[..., torch.Tensor]
@@ -62,6 +69,11 @@ def initial_noise(
     return torch.randn(tuple(shape), generator=generator, device=device)
 
 
+def step_noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """The z an eager step at x draws: a standard normal of x's shape in x's compute dtype."""
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=compute_dtype(x.dtype))
+
+
 def _timesteps(num_timesteps: int, progress: bool) -> Iterable[int]:
     indices: Iterable[int] = range(num_timesteps - 1, -1, -1)
     if progress:
@@ -84,6 +96,7 @@ def p_sample_loop_progressive(
     progress: bool = False,
     *,
     generator: torch.Generator | None = None,
+    step_runner: StepRunner | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield `p_sample` outputs for t = T−1 … 0, starting from `noise` or a draw from `generator`."""
     dev = resolve_device(model, device, noise, generator)
@@ -91,9 +104,15 @@ def p_sample_loop_progressive(
     for i in _timesteps(diffusion.num_timesteps, progress):
         t = torch.full((x.shape[0],), i, dtype=torch.long, device=dev)
         with torch.no_grad():
-            out = diffusion.p_sample(
-                model, x, t, clip_denoised, denoised_fn, cond_fn, model_kwargs, generator=generator
-            )
+            if step_runner is None:
+                out = diffusion.p_sample(
+                    model, x, t, clip_denoised, denoised_fn, cond_fn, model_kwargs, generator=generator
+                )
+            else:
+                z = step_noise(x, generator)
+                out = step_runner.ancestral_step(
+                    diffusion, model, x, t, z, clip_denoised, denoised_fn, cond_fn, model_kwargs
+                )
         yield out
         x = out["sample"]
 
@@ -111,6 +130,7 @@ def p_sample_loop(
     progress: bool = False,
     *,
     generator: torch.Generator | None = None,
+    step_runner: StepRunner | None = None,
 ) -> torch.Tensor:
     """The final sample x_0 of `p_sample_loop_progressive`."""
     final: dict[str, torch.Tensor] | None = None
@@ -126,6 +146,7 @@ def p_sample_loop(
         device,
         progress,
         generator=generator,
+        step_runner=step_runner,
     ):
         final = step
     if final is None:
@@ -147,16 +168,29 @@ def ddim_sample_loop_progressive(
     eta: float = 0.0,
     *,
     generator: torch.Generator | None = None,
+    step_runner: StepRunner | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield `ddim_sample` outputs for t = T−1 … 0 (η = 0: deterministic given x_T)."""
     dev = resolve_device(model, device, noise, generator)
     x = initial_noise(shape, noise, dev, generator)
+    zeros: torch.Tensor | None = None
     for i in _timesteps(diffusion.num_timesteps, progress):
         t = torch.full((x.shape[0],), i, dtype=torch.long, device=dev)
         with torch.no_grad():
-            out = diffusion.ddim_sample(
-                model, x, t, clip_denoised, denoised_fn, cond_fn, model_kwargs, eta, generator=generator
-            )
+            if step_runner is None:
+                out = diffusion.ddim_sample(
+                    model, x, t, clip_denoised, denoised_fn, cond_fn, model_kwargs, eta, generator=generator
+                )
+            else:
+                if eta == 0.0:  # σ = 0: the eager step draws nothing and uses zeros
+                    if zeros is None or zeros.dtype != compute_dtype(x.dtype):
+                        zeros = torch.zeros(x.shape, device=x.device, dtype=compute_dtype(x.dtype))
+                    z = zeros
+                else:
+                    z = step_noise(x, generator)
+                out = step_runner.ddim_step(
+                    diffusion, model, x, t, z, clip_denoised, denoised_fn, cond_fn, model_kwargs, eta
+                )
         yield out
         x = out["sample"]
 
@@ -175,6 +209,7 @@ def ddim_sample_loop(
     eta: float = 0.0,
     *,
     generator: torch.Generator | None = None,
+    step_runner: StepRunner | None = None,
 ) -> torch.Tensor:
     """The final sample x_0 of `ddim_sample_loop_progressive`."""
     final: dict[str, torch.Tensor] | None = None
@@ -191,6 +226,7 @@ def ddim_sample_loop(
         progress,
         eta,
         generator=generator,
+        step_runner=step_runner,
     ):
         final = step
     if final is None:

@@ -45,6 +45,12 @@ RESUME_OVERRIDABLE = frozenset(
 )
 
 
+def _respaces(config: TrainConfig, flags: dict[str, Any]) -> bool:
+    """Whether the grid sampler needs its own respaced diffusion (a plain count >= T means all steps)."""
+    spec = config.grid_respacing.strip()
+    return bool(spec) and not (spec.isdigit() and int(spec) >= int(flags["diffusion_steps"]))
+
+
 def default_run_dir(data: str) -> Path:
     stem = "".join(c if c.isalnum() else "-" for c in Path(data).name or data).strip("-") or "data"
     return Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -129,7 +135,7 @@ def _train(
     config = replace(config, model_flags=flags)
     torch.manual_seed(derive_seed(config.seed, STREAM_INIT))
     model, diffusion = build_model_and_diffusion(flags)
-    grid_diffusion = build_diffusion(flags, config.grid_respacing) if config.grid_respacing else None
+    grid_diffusion = build_diffusion(flags, config.grid_respacing) if _respaces(config, flags) else None
     sampler = create_named_schedule_sampler(config.schedule_sampler, diffusion)
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,9 @@
 
 1. The NLL bound (bits/dim, held-out digits) of the trained EMA model falls far below the same bound of the
    run's own initial weights (rebuilt from the run's seed).
-2. The samples' digits-classifier score is far above that of uniform-noise images of the same count.
+2. The samples' digits-classifier score is far above that of uniform-noise images of the same count: the
+   gap to noise is at least a quarter of the gap between real held-out digits and noise (~8.8 vs ~2.8),
+   and the Fréchet distance is under a quarter of the noise images'.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ def test_samples_score_far_above_noise(run_dir: Path, tmp_path: Path) -> None:
     assert main(["evaluate", str(npz), "--output", str(report)]) == 0
     quality = json.loads(report.read_text())
     noise = digits_sample_quality(np.random.default_rng(0).integers(0, 256, (100, 8, 8, 1), dtype=np.uint8))
-    _record("digits_quality", {"trained": quality, "noise": noise})
-    assert quality["classifier_score"] > 2.0 * noise["classifier_score"]
-    assert quality["frechet_distance"] < 0.5 * noise["frechet_distance"]
+    real = digits_sample_quality(load_data("digits:held_out").images[:100])
+    _record("digits_quality", {"trained": quality, "noise": noise, "real_held_out": real})
+    real_gap = real["classifier_score"] - noise["classifier_score"]
+    assert quality["classifier_score"] - noise["classifier_score"] > 0.25 * real_gap
+    assert quality["frechet_distance"] < 0.25 * noise["frechet_distance"]
