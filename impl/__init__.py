@@ -7,8 +7,7 @@ that switching from the original is an import change.
 from impl.data import *  # noqa: F403
 from impl.diffusion import *  # noqa: F403
 from impl.evaluate import *  # noqa: F403
+from impl.factory import *  # noqa: F403
 from impl.nn import *  # noqa: F403
 from impl.sampling import *  # noqa: F403
 from impl.train import *  # noqa: F403
-
-from impl.factory import *  # noqa: F403
