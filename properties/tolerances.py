@@ -369,8 +369,8 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
         atol=0.0,
         reason="calc_bpd_loop returns the float32 total Σ_t vb_t + prior of T + 1 = 5 non-negative terms "
         "(the test uses T = 4); a float32 sum of k non-negative terms is within (k − 1)·eps32 = 4.8e-7 of "
-        "the exact sum, relative; the float64 means over images add ~1e-16.  So mean(total) and mean(prior) + "
-        "Σ_t mean(vb_t) agree to 4.8e-7 relative; 1e-5 leaves a 20x margin",
+        "the exact sum, relative; the float64 means over images add ~1e-16.  So mean(total) and "
+        "mean(prior) + Σ_t mean(vb_t) agree to 4.8e-7 relative; 1e-5 leaves a 20x margin",
     ),
     # ---- end of section "evaluate" ----
 }
