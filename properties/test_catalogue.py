@@ -95,6 +95,8 @@ EXCLUDED: dict[str, str] = {
     "ScheduleSampler": "abstract base class; its methods and subclasses are catalogued",
     "LossAwareSampler": "abstract base class; its update methods are catalogued (LossSecondMomentResampler)",
     "ScheduleSampler.weights": "abstract; both implementations (Uniform, LossSecondMoment) are catalogued",
+    "LossSecondMomentResampler.state_dict": "checkpoint persistence, no math: tested in test_samplers",
+    "LossSecondMomentResampler.load_state_dict": "checkpoint persistence, no math: tested in test_samplers",
 }
 
 

@@ -129,3 +129,23 @@ def test_update_loss_history_traces_into_one_static_graph() -> None:
     assert not symbolic, symbolic
     explanation = torch._dynamo.explain(update_loss_history)(history, counts, t, losses, valid)
     assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+def test_loss_second_moment_state_round_trips_and_rejects_a_mismatched_history() -> None:
+    """A restored sampler has the same history, counts and so the same weights; a history of another T is
+    refused with the argument named."""
+    diffusion = impl.create_gaussian_diffusion(steps=10, noise_schedule="cosine")
+    sampler = impl.LossSecondMomentResampler(diffusion, history_per_term=2)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        t = torch.randint(0, 10, (8,), generator=gen)
+        sampler.update_with_all_losses(t, torch.rand(8, generator=gen, dtype=torch.float64))
+    restored = impl.LossSecondMomentResampler(diffusion, history_per_term=2)
+    restored.load_state_dict(sampler.state_dict())
+    assert torch.equal(restored.state_dict()["loss_history"], sampler.state_dict()["loss_history"])
+    assert torch.equal(restored.state_dict()["loss_counts"], sampler.state_dict()["loss_counts"])
+    assert (restored.weights() == sampler.weights()).all()
+    longer = impl.create_gaussian_diffusion(steps=20, noise_schedule="cosine")
+    other = impl.LossSecondMomentResampler(longer, history_per_term=2)
+    with pytest.raises(ValueError, match="loss_history"):
+        other.load_state_dict(sampler.state_dict())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -149,6 +149,28 @@ class LossSecondMomentResampler(LossAwareSampler):
 
     def _warmed_up(self) -> bool:
         return bool((self._loss_counts == self.history_per_term).all().item())
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The loss history ``(T, K)`` and per-t counts ``(T,)``: everything needed to resume sampling."""
+        return {"loss_history": self._loss_history.detach().clone(), "loss_counts": self._loss_counts.clone()}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned, onto this sampler's current device."""
+        expected = {
+            "loss_history": tuple(self._loss_history.shape),
+            "loss_counts": tuple(self._loss_counts.shape),
+        }
+        if set(state) != set(expected):
+            raise ValueError(f"state must hold exactly {sorted(expected)}; got {sorted(state)}")
+        for key, shape in expected.items():
+            if tuple(state[key].shape) != shape:
+                raise ValueError(
+                    f"state[{key!r}] has shape {tuple(state[key].shape)}, expected {shape} "
+                    "(different diffusion_steps or history_per_term?)"
+                )
+        device = self._loss_history.device
+        self._loss_history = state["loss_history"].to(device=device, dtype=torch.float64).clone()
+        self._loss_counts = state["loss_counts"].to(device=device, dtype=torch.long).clone()
 
     def _update(self, ts: torch.Tensor, losses: torch.Tensor, valid: torch.Tensor | None) -> None:
         if ts.device != self._loss_history.device:

@@ -51,7 +51,13 @@ def feed_losses(sampler: Any, t_global: torch.Tensor, losses_global: torch.Tenso
 
 
 def sampler_state(sampler: Any) -> dict[str, torch.Tensor]:
-    """The sampler's loss history as tensors for the checkpoint (empty for stateless samplers)."""
+    """The sampler's loss history as tensors for the checkpoint (empty for stateless samplers).
+
+    Samplers with a ``state_dict()`` (``LossSecondMomentResampler``) are saved through it; other
+    user-supplied samplers in the original style through their ``_loss_history``/``_loss_counts``.
+    """
+    if sampler is not None and callable(getattr(sampler, "state_dict", None)):
+        return {k: torch.as_tensor(v).detach() for k, v in sampler.state_dict().items()}
     out: dict[str, torch.Tensor] = {}
     for attr in ("_loss_history", "_loss_counts"):
         if sampler is not None and hasattr(sampler, attr):
@@ -62,6 +68,9 @@ def sampler_state(sampler: Any) -> dict[str, torch.Tensor]:
 def load_sampler_state(sampler: Any, state: dict[str, torch.Tensor]) -> None:
     """Restore what :func:`sampler_state` saved, keeping the sampler's own type, dtype and device."""
     if sampler is None or not state:
+        return
+    if callable(getattr(sampler, "load_state_dict", None)):
+        sampler.load_state_dict(state)
         return
     for attr, value in state.items():
         if not hasattr(sampler, attr):
