@@ -1,9 +1,8 @@
 """Builders shared by the benchmarks: models, diffusions, trainers and inputs in a given mode.
 
 Each builder applies a mode through the library's own switches (``attention_backend``, ``TrainConfig``
-``precision`` / ``compile``, ``AutocastModel``) so both modes run the same code; the few settings the
-library does not expose yet (the optimizer's fused/for-loop choice, channels-last) are applied here and
-listed in docs/performance.md.
+``precision`` / ``compile`` / ``optimizer_impl`` / ``channels_last`` / ``allow_tf32`` / ``cudnn_benchmark``,
+``AutocastModel``) so both modes run the same code.
 """
 
 from __future__ import annotations
@@ -97,8 +96,9 @@ def build_trainer(
     """A ``Trainer`` with the paper's recipe (L_hybrid, loss-second-moment sampler, EMA 0.9999, lr 1e-4)
     on random 8-bit images, in the given mode.
 
-    The library's ``Trainer`` always builds AdamW with ``fused=(device is CUDA)``; the benchmark replaces it
-    with the mode's choice (fused in the fast mode, the plain for-loop AdamW in the eager baseline).
+    The mode's optimizer kernels (fused in the fast mode, the plain for-loop AdamW in the eager baseline),
+    layout and TF32 / cuDNN-autotune settings go through ``TrainConfig``; the Trainer converts the model, the
+    batch and the noise to channels-last itself.
     """
     model, diffusion = build_model_and_diffusion(config, mode, device)
     generator = torch.Generator(device="cpu").manual_seed(0)
@@ -114,11 +114,15 @@ def build_trainer(
         compile=mode.compile,
         progress=False,
         device=str(device),
+        optimizer_impl="fused" if mode.fused_optimizer else "for-loop",
+        channels_last=mode.channels_last,
+        allow_tf32=mode.tf32,
+        cudnn_benchmark=mode.cudnn_benchmark,
         model_flags=dict(config.flags),
     )
     sampler = create_named_schedule_sampler("loss-second-moment", diffusion)
     prefill_loss_history(sampler, diffusion.num_timesteps)
-    trainer = Trainer(
+    return Trainer(
         model=model,
         diffusion=diffusion,
         data=data,
@@ -126,12 +130,3 @@ def build_trainer(
         ctx=DistContext(device=device),
         schedule_sampler=sampler,
     )
-    fused = mode.fused_optimizer
-    trainer.optimizer = torch.optim.AdamW(
-        trainer.params,
-        lr=train_config.lr,
-        weight_decay=train_config.weight_decay,
-        fused=fused,
-        foreach=None if fused else False,
-    )
-    return trainer

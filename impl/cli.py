@@ -46,7 +46,7 @@ def normalize_flag_spelling(argv: Sequence[str]) -> list[str]:
 # ------------------------------------------------------------------------------------------ parsers
 def _add_train_parser(sub: Any) -> None:
     from impl.factory import add_dict_to_argparser
-    from impl.train.config import PRECISIONS, SCHEDULE_SAMPLERS, TrainConfig
+    from impl.train.config import OPTIMIZER_IMPLS, PRECISIONS, SCHEDULE_SAMPLERS, TrainConfig
     from impl.train.flags import train_model_defaults
 
     d = TrainConfig()
@@ -85,6 +85,11 @@ def _add_train_parser(sub: Any) -> None:
     _add_bool(g, "random_flip", d.random_flip, "flip images left-right at random")
     _add_bool(g, "progress", d.progress, "show a progress bar")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--optimizer_impl", default=d.optimizer_impl, choices=OPTIMIZER_IMPLS,
+                   help="AdamW kernels: auto (fused on CUDA), fused, foreach or for-loop")
+    _add_bool(g, "channels_last", d.channels_last, "model, batch and noise in channels-last layout")
+    _add_bool(g, "allow_tf32", d.allow_tf32, "CUDA only: TF32 for float32 matmuls and convolutions")
+    _add_bool(g, "cudnn_benchmark", d.cudnn_benchmark, "CUDA only: cuDNN autotuning of convolutions")
     g.add_argument("--resume", "--resume_checkpoint", dest="resume", nargs="?", const="auto", default=None,
                    metavar="PATH", help="continue a run (PATH: run dir or checkpoint; bare: --out_dir)")
 

@@ -756,6 +756,33 @@ def _bound_magnitude(case: sp.StepCase, dtype_name: str) -> Outputs:
     return {"vb": vb, "prior_bpd": prior, "total_bpd": vb.sum(axis=1) + prior}
 
 
+def _guided_xstart_magnitude(case: sp.StepCase, dtype_name: str) -> FloatArray:
+    """Rounding magnitude of the score-guided x̂_0 (properties.magnitudes.guided_xstart_terms)."""
+    out, tab, x = _pmv_ref_raw(case, dtype_name, identity)
+    return mag.guided_xstart_terms(tab, out, x["x_t"], np.asarray(case.t), x["grad"])
+
+
+def _condition_score_magnitude(case: sp.StepCase, dtype_name: str) -> Outputs:
+    """x̂_0' carries the guided magnitude; the mean c1·x̂_0' + c2·x_t [S7] carries it times c1."""
+    terms = _guided_xstart_magnitude(case, dtype_name)  # condition_score always guides
+    coef1 = np.asarray(reference_tables(case.process).posterior_mean_coef1)[np.asarray(case.t)]
+    return {"pred_xstart": terms, "mean": coef1.reshape((-1,) + (1,) * (terms.ndim - 1)) * terms}
+
+
+def _ddim_magnitude(case: sp.StepCase, dtype_name: str) -> Outputs:
+    """With guidance, x̂_0' carries the guided magnitude m and the DDIM sample [S30] √ᾱ_prev·x̂_0' + … carries
+    √ᾱ_prev·m plus the ε̂ recomputed from x̂_0' (m/√(1/ᾱ − 1)) times its coefficient (<= 1)."""
+    if not case.use_cond_fn:
+        return {}
+    terms = _guided_xstart_magnitude(case, dtype_name)
+    tab = reference_tables(case.process)
+    t = np.asarray(case.t)
+    shape = (-1,) + (1,) * (terms.ndim - 1)
+    abar_prev = np.asarray(tab.alphas_cumprod_prev)[t].reshape(shape)
+    recipm1 = np.asarray(tab.sqrt_recipm1_alphas_cumprod)[t].reshape(shape)
+    return {"pred_xstart": terms, "sample": np.sqrt(abar_prev) * terms + terms / recipm1}
+
+
 # ---------------------------------------------------------------- the catalogue
 F64 = ("float64",)
 SAMPLERS = sampler_cases()
@@ -895,6 +922,7 @@ CATALOGUE: tuple[Entry, ...] = (
         _condition_score_ref,
         "reverse_step",
         (GD.condition_score,),
+        magnitude=_condition_score_magnitude,
     ),
     Entry(
         "p_sample",
@@ -915,6 +943,7 @@ CATALOGUE: tuple[Entry, ...] = (
         _step_ref("ddim"),
         "reverse_step",
         (GD.ddim_sample,),
+        magnitude=_ddim_magnitude,
     ),
     Entry(
         "ddim_reverse_sample",

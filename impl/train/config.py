@@ -7,6 +7,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from impl.train.optimizer import OPTIMIZER_IMPLS as OPTIMIZER_IMPLS
+from impl.train.optimizer import check_optimizer_impl
+
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 SCHEDULE_SAMPLERS: tuple[str, ...] = ("uniform", "loss-second-moment")
 
@@ -41,6 +44,8 @@ class TrainConfig:
 
     ``batch_size`` is the GLOBAL batch (split evenly across ranks); ``microbatch`` is per rank (-1 or 0: no
     microbatching).  ``lr_anneal_steps`` is the horizon of the linear LR decay (0: constant LR).
+    ``optimizer_impl``, ``channels_last``, ``allow_tf32`` and ``cudnn_benchmark`` are speed switches (see
+    docs/training.md); the first two keep the float32 arithmetic up to rounding, TF32 does not.
     ``model_flags`` holds the model_and_diffusion flags the model was built with.
     """
 
@@ -67,6 +72,10 @@ class TrainConfig:
     random_flip: bool = False
     progress: bool = True
     device: str = "auto"
+    optimizer_impl: str = "auto"
+    channels_last: bool = False
+    allow_tf32: bool = False
+    cudnn_benchmark: bool = False
     model_flags: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -107,6 +116,10 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0: off / only at the end), got {getattr(self, name)}")
         _positive_int("keep_checkpoints", self.keep_checkpoints)
+        check_optimizer_impl(self.optimizer_impl)
+        for name in ("channels_last", "allow_tf32", "cudnn_benchmark"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     @property
     def microbatch_size(self) -> int | None:
@@ -117,7 +130,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build from a dict (e.g. a checkpoint's JSON); unknown keys are an error naming them."""
+        """Build from a dict (e.g. a checkpoint's JSON); unknown keys are an error naming them, missing keys
+        (a checkpoint written before the key existed) take their defaults."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

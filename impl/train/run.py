@@ -41,6 +41,10 @@ RESUME_OVERRIDABLE = frozenset(
         "device",
         "compile",
         "out_dir",
+        "optimizer_impl",
+        "channels_last",
+        "allow_tf32",
+        "cudnn_benchmark",
     }
 )
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from impl.train.backend_flags import BackendFlags, apply_backend_flags, set_backend_flags
 from impl.train.batches import InMemoryData
 from impl.train.checkpoint import (
     TrainingCheckpoint,
@@ -28,6 +29,7 @@ from impl.train.ema import EMA
 from impl.train.errors import CheckpointError
 from impl.train.lr import annealed_lr
 from impl.train.metrics import MetricAccumulator, RunLogger
+from impl.train.optimizer import build_adamw, match_state_layout
 from impl.train.precision import PrecisionPolicy
 from impl.train.seeding import (
     STREAM_DROPOUT,
@@ -122,7 +124,12 @@ class Trainer:
             raise ValueError("class_cond=True needs a data set with labels")
         self.should_stop = should_stop
         self.data = data.to(self.device)
+        self.saved_backend_flags: BackendFlags | None = apply_backend_flags(
+            self.device, allow_tf32=config.allow_tf32, cudnn_benchmark=config.cudnn_benchmark
+        )
         self.model = model.to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.params = list(self.model.parameters())
         self.policy = PrecisionPolicy.create(config.precision, self.device)
         self.ddp: DistributedDataParallel | None = None
@@ -135,11 +142,8 @@ class Trainer:
         if config.compile:
             inner = torch.compile(inner)  # type: ignore[assignment]
         self.train_model = AutocastModel(inner, self.policy)
-        self.optimizer = torch.optim.AdamW(
-            self.params,
-            lr=config.lr,
-            weight_decay=config.weight_decay,
-            fused=self.device.type == "cuda",
+        self.optimizer = build_adamw(
+            self.params, config.optimizer_impl, self.device, lr=config.lr, weight_decay=config.weight_decay
         )
         self.ema = EMA(self.model, config.ema_rates)
         self.metrics = MetricAccumulator(diffusion.num_timesteps, self.device)
@@ -154,6 +158,18 @@ class Trainer:
     def _model_kwargs(self, labels: torch.Tensor | None) -> dict[str, Any]:
         return {"y": labels} if self.class_cond and labels is not None else {}
 
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` channels-last when the config asks for it and ``x`` is an image batch (same values)."""
+        if self.config.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def restore_backend_flags(self) -> None:
+        """Put back the TF32 / cuDNN settings that construction replaced (CUDA only; else a no-op)."""
+        if self.saved_backend_flags is not None:
+            set_backend_flags(self.saved_backend_flags)
+            self.saved_backend_flags = None
+
     def train_step(self) -> None:
         """One optimisation step on the global batch of ``self.step``."""
         cfg, ctx, T = self.config, self.ctx, self.diffusion.num_timesteps
@@ -161,13 +177,16 @@ class Trainer:
         gen = self._step_gen
         gen.manual_seed(derive_seed(cfg.seed, STREAM_STEP, step))
         t_all, w_all = draw_timesteps(self.schedule_sampler, T, cfg.batch_size, gen, self.device)
-        noise_all = torch.randn((cfg.batch_size, *self.data.sample_shape), generator=gen, device=self.device)
+        noise_all = self._layout(
+            torch.randn((cfg.batch_size, *self.data.sample_shape), generator=gen, device=self.device)
+        )
         flip_all = (
             torch.rand(cfg.batch_size, generator=gen, device=self.device) < 0.5 if cfg.random_flip else None
         )
         share = rank_slice(cfg.batch_size, ctx.rank, ctx.world_size)
         indices = global_batch_indices(cfg.seed, step, len(self.data), cfg.batch_size)[share]
         x, labels = self.data.batch(indices, self.device)
+        x = self._layout(x)
         if flip_all is not None:
             x = torch.where(flip_all[share].view(-1, *([1] * (x.ndim - 1))), x.flip(-1), x)
         t, w, noise = t_all[share], w_all[share], noise_all[share]
@@ -328,6 +347,7 @@ class Trainer:
         if ckpt.optimizer is not None:
             try:
                 self.optimizer.load_state_dict(ckpt.optimizer)
+                match_state_layout(self.optimizer)
             except (ValueError, KeyError, RuntimeError) as exc:
                 reason = _first_line(exc)
                 raise CheckpointError(f"optimizer state does not match the model: {reason}") from None

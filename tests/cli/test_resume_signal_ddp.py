@@ -47,7 +47,7 @@ def test_four_steps_resume_four_steps_equals_eight_bit_for_bit(tmp_path: Path) -
     sa = load_file(str(tmp_path / "straight" / "checkpoints" / "step_0000008" / "sampler.safetensors"))
     sb = load_file(str(tmp_path / "split" / "checkpoints" / "step_0000008" / "sampler.safetensors"))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    assert int(sa["_loss_counts"].sum()) == 8 * 8  # every (t, loss) pair of 8 steps of batch 8 was fed
+    assert int(sa["loss_counts"].sum()) == 8 * 8  # every (t, loss) pair of 8 steps of batch 8 was fed
 
 
 def _env() -> dict[str, str]:
