@@ -770,17 +770,34 @@ def _condition_score_magnitude(case: sp.StepCase, dtype_name: str) -> Outputs:
 
 
 def _ddim_magnitude(case: sp.StepCase, dtype_name: str) -> Outputs:
-    """With guidance, x̂_0' carries the guided magnitude m and the DDIM sample [S30] √ᾱ_prev·x̂_0' + … carries
-    √ᾱ_prev·m plus the ε̂ recomputed from x̂_0' (m/√(1/ᾱ − 1)) times its coefficient (<= 1)."""
-    if not case.use_cond_fn:
-        return {}
-    terms = _guided_xstart_magnitude(case, dtype_name)
-    tab = reference_tables(case.process)
+    """Rounding the inputs cannot reveal in the DDIM step [S30] (see properties.magnitudes): ε̂ recomputed
+    from x̂_0 times its coefficient √c, c = 1 − ᾱ_prev − σ²; the cancelling coefficient √c itself; and, with
+    guidance, the guided x̂_0' magnitude m, carried as √ᾱ_prev·m plus the ε̂ recomputed from it."""
+    out, tab, x = _pmv_ref_raw(case, dtype_name, identity)
     t = np.asarray(case.t)
-    shape = (-1,) + (1,) * (terms.ndim - 1)
+    if case.use_cond_fn:
+        out = dict(ref("steps").condition_score(tab, out, x["x_t"], t, x["grad"]))
+    shape = (-1,) + (1,) * (x["x_t"].ndim - 1)
+    abar = np.asarray(tab.alphas_cumprod)[t].reshape(shape)
     abar_prev = np.asarray(tab.alphas_cumprod_prev)[t].reshape(shape)
+    sigma_sq = case.eta**2 * (1.0 - abar_prev) / (1.0 - abar) * (1.0 - abar / abar_prev)
+    coef = np.sqrt(np.maximum(1.0 - abar_prev - sigma_sq, 0.0))
+    sample = mag.ddim_noise_coef_terms(tab, out, x["x_t"], t, case.eta)
+    sample = sample + coef * mag.eps_from_xstart_terms(tab, out, x["x_t"], t)
+    if not case.use_cond_fn:
+        return {"sample": sample}
+    terms = _guided_xstart_magnitude(case, dtype_name)
     recipm1 = np.asarray(tab.sqrt_recipm1_alphas_cumprod)[t].reshape(shape)
-    return {"pred_xstart": terms, "sample": np.sqrt(abar_prev) * terms + terms / recipm1}
+    return {"pred_xstart": terms, "sample": sample + np.sqrt(abar_prev) * terms + terms / recipm1}
+
+
+def _ddim_reverse_magnitude(case: sp.StepCase, dtype_name: str) -> Outputs:
+    """x_{t+1} = √ᾱ_next x̂_0 + √(1 − ᾱ_next) ε̂ [S31]: ε̂ recomputed from x̂_0 carries its rounding."""
+    out, tab, x = _pmv_ref_raw(case, dtype_name, identity)
+    t = np.asarray(case.t)
+    shape = (-1,) + (1,) * (x["x_t"].ndim - 1)
+    abar_next = np.asarray(tab.alphas_cumprod_next)[t].reshape(shape)
+    return {"sample": np.sqrt(1.0 - abar_next) * mag.eps_from_xstart_terms(tab, out, x["x_t"], t)}
 
 
 # ---------------------------------------------------------------- the catalogue
@@ -954,6 +971,7 @@ CATALOGUE: tuple[Entry, ...] = (
         _step_ref("reverse"),
         "reverse_step",
         (GD.ddim_reverse_sample,),
+        magnitude=_ddim_reverse_magnitude,
     ),
     Entry(
         "training_losses",

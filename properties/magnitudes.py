@@ -100,3 +100,36 @@ def guided_xstart_terms(tab: Any, out: dict[str, Any], x_t: FloatArray, t: NDArr
     recip, recipm1 = np.sqrt(1.0 / abar), np.sqrt(1.0 / abar - 1.0)
     eps = (recip * x_t - np.asarray(out["pred_xstart"])) / recipm1
     return np.asarray(recip * np.abs(x_t) + recipm1 * (np.abs(eps) + np.sqrt(1.0 - abar) * np.abs(grad)))
+
+
+def ddim_noise_coef_terms(
+    tab: Any, out: dict[str, Any], x_t: FloatArray, t: NDArray[np.int64], eta: float
+) -> FloatArray:
+    """|ε̂|·(1 + ᾱ_prev + σ²)/(2√c), c = 1 − ᾱ_prev − σ²: the cancelling coefficient of the DDIM step [S30].
+
+    σ² is an intermediate result; c cancels against it (c → 0 as η → 1 at t = T − 1), so c's absolute
+    rounding, eps·(1 + ᾱ_prev + σ²), becomes a relative error of that over c, halved by the square root,
+    multiplying ε̂.  Input perturbation only sees the rounding of the tables, not of σ².
+    """
+    shape = (-1,) + (1,) * (x_t.ndim - 1)
+    abar = np.asarray(tab.alphas_cumprod)[t].reshape(shape)
+    abar_prev = np.asarray(tab.alphas_cumprod_prev)[t].reshape(shape)
+    sigma_sq = eta**2 * (1.0 - abar_prev) / (1.0 - abar) * (1.0 - abar / abar_prev)
+    coef = 1.0 - abar_prev - sigma_sq
+    eps = (np.sqrt(1.0 / abar) * x_t - np.asarray(out["pred_xstart"])) / np.sqrt(1.0 / abar - 1.0)
+    safe = np.where(coef > 0.0, coef, 1.0)
+    terms = np.abs(eps) * (1.0 + abar_prev + sigma_sq) / (2.0 * np.sqrt(safe))
+    return np.asarray(np.where(coef > 0.0, terms, 0.0))
+
+
+def eps_from_xstart_terms(tab: Any, out: dict[str, Any], x_t: FloatArray, t: NDArray[np.int64]) -> FloatArray:
+    """(√(1/ᾱ)|x_t| + |x̂_0|)/√(1/ᾱ − 1): rounding of ε̂ recomputed from x̂_0 [S9] in the DDIM steps.
+
+    x̂_0 is an intermediate (itself from x_t and the net output); ε̂ = (√(1/ᾱ)x_t − x̂_0)/√(1/ᾱ − 1) cancels
+    it against x_t, so a perturbation of x_t cancels too and only x̂_0's own rounding is left, divided by
+    √(1/ᾱ − 1) (~0.01 at t = 0 of the linear schedule: a 100× amplification).
+    """
+    shape = (-1,) + (1,) * (x_t.ndim - 1)
+    abar = np.asarray(tab.alphas_cumprod)[t].reshape(shape)
+    recip, recipm1 = np.sqrt(1.0 / abar), np.sqrt(1.0 / abar - 1.0)
+    return np.asarray((recip * np.abs(x_t) + np.abs(np.asarray(out["pred_xstart"]))) / recipm1)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+import impl
 from properties import strategies as sp
 from properties.compare import Perturb, assert_outputs_close, identity, reference_sensitivity
 from properties.marshal import (
@@ -191,3 +192,30 @@ def test_half_precision_inputs_compute_in_float32(case: sp.StepCase) -> None:
     eps_half = diffusion._predict_eps_from_xstart(half, t, x)
     assert eps_half.dtype == torch.float32
     assert torch.equal(eps_half, diffusion._predict_eps_from_xstart(single, t, x.float()))
+
+
+def test_ddim_eta_one_at_the_last_step_is_finite_in_float32() -> None:
+    """At η = 1, t = T − 1 the DDIM noise coefficient 1 − ᾱ_prev − σ² cancels to ~0 [S30]; float32 rounding
+    once made it negative and the step NaN.  Both sides clamp it at 0: the step must stay finite and agree
+    with the float64 step (the coefficient's contribution is then ≤ √(few eps), far below 1e-2)."""
+    diffusion32 = impl.SpacedDiffusion(
+        use_timesteps=[0, 999],
+        betas=impl.get_named_beta_schedule("linear", 1000),
+        model_mean_type=impl.ModelMeanType.EPSILON,
+        model_var_type=impl.ModelVarType.FIXED_SMALL,
+        loss_type=impl.LossType.MSE,
+    )
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 1, 2, 2, generator=gen, dtype=torch.float64)
+    eps_model = torch.randn(64, 1, 2, 2, generator=gen, dtype=torch.float64)
+    z = torch.randn(64, 1, 2, 2, generator=gen, dtype=torch.float64)
+    t = torch.ones(64, dtype=torch.long)
+
+    def model(x_in: torch.Tensor, t_in: torch.Tensor) -> torch.Tensor:
+        return eps_model.to(x_in.dtype)
+
+    out32 = diffusion32.ddim_sample(model, x.float(), t, clip_denoised=False, eta=1.0, noise=z.float())
+    out64 = diffusion32.ddim_sample(model, x, t, clip_denoised=False, eta=1.0, noise=z)
+    assert bool(torch.isfinite(out32["sample"]).all())
+    assert bool(torch.isfinite(out64["sample"]).all())
+    assert float((out32["sample"].double() - out64["sample"]).abs().max()) < 1e-2

@@ -96,7 +96,9 @@ def ddim_step(
     sigma = ddim_sigma(tab, t_arr, eta, xt.ndim)
     alpha_bar_prev = gather(tab.alphas_cumprod_prev, t_arr, xt.ndim)
     mean_pred = (
-        parts["pred_xstart"] * np.sqrt(alpha_bar_prev) + np.sqrt(1.0 - alpha_bar_prev - sigma**2) * eps
+        parts["pred_xstart"] * np.sqrt(alpha_bar_prev)
+        # >= 0 in exact arithmetic; clamped because at η = 1 it cancels to ~0 and rounding may go below.
+        + np.sqrt(np.maximum(1.0 - alpha_bar_prev - sigma**2, 0.0)) * eps
     )
     return mean_pred + _nonzero_mask(t_arr, xt.ndim) * sigma * z
 

@@ -52,13 +52,17 @@ def ddim_step(
     noise: torch.Tensor,
     eta: float,
 ) -> torch.Tensor:
-    """x_{t−1} = √ᾱ_prev x̂_0 + √(1 − ᾱ_prev − σ²) ε̂ + 1[t>0] σ z [S30]."""
+    """x_{t−1} = √ᾱ_prev x̂_0 + √(1 − ᾱ_prev − σ²) ε̂ + 1[t>0] σ z [S30].
+
+    1 − ᾱ_prev − σ² >= 0 in exact arithmetic but cancels to ~0 at η = 1, t = T − 1, where rounding can
+    make it slightly negative: it is clamped at 0 (as in the reference) so the step never returns NaN.
+    """
     n = x_t.ndim
     pred_xstart = out["pred_xstart"]
     eps = predict_eps_from_xstart(tab, x_t, t, pred_xstart)
     abar_prev = gather(tab.alphas_cumprod_prev, t, n)
     sigma = ddim_sigma(tab, t, n, eta)
-    direction = torch.sqrt(1.0 - abar_prev - sigma**2) * eps
+    direction = torch.sqrt((1.0 - abar_prev - sigma**2).clamp(min=0.0)) * eps
     mask = nonzero_mask(t, n, x_t.dtype)
     return torch.sqrt(abar_prev) * pred_xstart + direction + mask * sigma * noise
 
