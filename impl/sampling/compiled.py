@@ -113,9 +113,13 @@ class CompiledStepRunner:
         return compiled, uses_cuda_graphs
 
     def _run(
-        self, key: tuple[Any, ...], make: Callable[[], Step], x: torch.Tensor, t: torch.Tensor,
+        self, diffusion: GaussianDiffusion, key: tuple[Any, ...], make: Callable[[], Step], x: torch.Tensor,
+        t: torch.Tensor,
         noise: torch.Tensor, model_kwargs: dict[str, Any] | None,
     ) -> dict[str, torch.Tensor]:
+        # Build the diffusion's tables for x eagerly: created inside the first trace, their cache entry
+        # would fail that trace's guard on the next step and force a recompile (a second CUDA-graph capture).
+        diffusion.tables_for(x)
         entry = self._compiled.get(key)
         if entry is None:
             entry = self._compile(make(), x.device)
@@ -157,7 +161,7 @@ class CompiledStepRunner:
             return step
 
         key = ("ancestral", diffusion, model, clip_denoised, denoised_fn, cond_fn)
-        return self._run(key, make, x, t, noise, model_kwargs)
+        return self._run(diffusion, key, make, x, t, noise, model_kwargs)
 
     def ddim_step(
         self,
@@ -185,4 +189,4 @@ class CompiledStepRunner:
             return step
 
         key = ("ddim", diffusion, model, clip_denoised, denoised_fn, cond_fn, float(eta))
-        return self._run(key, make, x, t, noise, model_kwargs)
+        return self._run(diffusion, key, make, x, t, noise, model_kwargs)

@@ -117,6 +117,17 @@ def p_sample_loop_progressive(
         x = out["sample"]
 
 
+
+def _final_sample(steps: Iterator[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """The sample of the last step of a progressive loop."""
+    final: dict[str, torch.Tensor] | None = None
+    for step in steps:
+        final = step
+    if final is None:
+        raise ValueError("the diffusion has no timesteps to sample")
+    return final["sample"]
+
+
 def p_sample_loop(
     diffusion: GaussianDiffusion,
     model: Model,
@@ -133,25 +144,22 @@ def p_sample_loop(
     step_runner: StepRunner | None = None,
 ) -> torch.Tensor:
     """The final sample x_0 of `p_sample_loop_progressive`."""
-    final: dict[str, torch.Tensor] | None = None
-    for step in p_sample_loop_progressive(
-        diffusion,
-        model,
-        shape,
-        noise,
-        clip_denoised,
-        denoised_fn,
-        cond_fn,
-        model_kwargs,
-        device,
-        progress,
-        generator=generator,
-        step_runner=step_runner,
-    ):
-        final = step
-    if final is None:
-        raise ValueError("the diffusion has no timesteps to sample")
-    return final["sample"]
+    return _final_sample(
+        p_sample_loop_progressive(
+            diffusion,
+            model,
+            shape,
+            noise,
+            clip_denoised,
+            denoised_fn,
+            cond_fn,
+            model_kwargs,
+            device,
+            progress,
+            generator=generator,
+            step_runner=step_runner,
+        )
+    )
 
 
 def ddim_sample_loop_progressive(
@@ -212,23 +220,20 @@ def ddim_sample_loop(
     step_runner: StepRunner | None = None,
 ) -> torch.Tensor:
     """The final sample x_0 of `ddim_sample_loop_progressive`."""
-    final: dict[str, torch.Tensor] | None = None
-    for step in ddim_sample_loop_progressive(
-        diffusion,
-        model,
-        shape,
-        noise,
-        clip_denoised,
-        denoised_fn,
-        cond_fn,
-        model_kwargs,
-        device,
-        progress,
-        eta,
-        generator=generator,
-        step_runner=step_runner,
-    ):
-        final = step
-    if final is None:
-        raise ValueError("the diffusion has no timesteps to sample")
-    return final["sample"]
+    return _final_sample(
+        ddim_sample_loop_progressive(
+            diffusion,
+            model,
+            shape,
+            noise,
+            clip_denoised,
+            denoised_fn,
+            cond_fn,
+            model_kwargs,
+            device,
+            progress,
+            eta,
+            generator=generator,
+            step_runner=step_runner,
+        )
+    )
