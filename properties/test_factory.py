@@ -65,6 +65,8 @@ def test_respacing_and_schedule() -> None:
 def test_bad_names_raise_value_errors() -> None:
     """Unknown schedule names and linear schedules with T < 20 are rejected with a clear ValueError."""
     with pytest.raises(ValueError, match="schedule_name"):
+        impl.get_named_beta_schedule("quadratic", 20)
+    with pytest.raises(ValueError, match="noise_schedule"):
         impl.create_gaussian_diffusion(steps=20, noise_schedule="quadratic")
     with pytest.raises(ValueError, match="num_diffusion_timesteps"):
         impl.create_gaussian_diffusion(steps=10)
@@ -80,3 +82,9 @@ def test_enum_names_match_the_reference_strings() -> None:
 def test_is_vb() -> None:
     """LossType.is_vb is true exactly for KL and RESCALED_KL."""
     assert {m.name for m in impl.LossType if m.is_vb()} == {"KL", "RESCALED_KL"}
+
+
+def test_unknown_noise_schedule_names_the_flag() -> None:
+    """The error names `noise_schedule` (the flag users type) and the allowed values."""
+    with pytest.raises(ValueError, match=r"^noise_schedule must be one of \('linear', 'cosine'\), got 'foo'"):
+        impl.create_gaussian_diffusion(steps=10, noise_schedule="foo")

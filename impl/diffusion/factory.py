@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from impl.diffusion.enums import LossType, ModelMeanType, ModelVarType
 from impl.diffusion.respacing import SpacedDiffusion, space_timesteps
-from impl.diffusion.schedule import get_named_beta_schedule
+from impl.diffusion.schedule import SCHEDULE_NAMES, get_named_beta_schedule
 
 __all__ = ["create_gaussian_diffusion"]
 
@@ -22,6 +22,8 @@ def create_gaussian_diffusion(
     timestep_respacing: str = "",
 ) -> SpacedDiffusion:
     """A `SpacedDiffusion` from the original script flags (an empty respacing keeps all `steps`)."""
+    if noise_schedule not in SCHEDULE_NAMES:  # named by its flag, which is what the user typed
+        raise ValueError(f"noise_schedule must be one of {SCHEDULE_NAMES}, got {noise_schedule!r}")
     betas = get_named_beta_schedule(noise_schedule, steps)
     if use_kl:
         loss_type = LossType.RESCALED_KL
