@@ -20,6 +20,7 @@ from impl.diffusion import GaussianDiffusion, create_named_schedule_sampler
 from impl.factory import create_model_and_diffusion
 from impl.nn.attention import AttentionBlock
 from impl.nn.unet import UNetModel, set_attention_backend
+from impl.sampling.compiled import CompiledStepRunner
 from impl.train import AutocastModel, DistContext, InMemoryData, PrecisionPolicy, TrainConfig, Trainer
 
 PAPER_LR = 1e-4
@@ -58,6 +59,23 @@ def inference_model(model: nn.Module, mode: Mode, device: torch.device) -> nn.Mo
     model.eval()
     inner: Any = maybe_compile(model, mode)
     return AutocastModel(inner, PrecisionPolicy.create(precision_of(mode), device))
+
+
+def sampling_network(
+    model: nn.Module, mode: Mode, device: torch.device
+) -> tuple[nn.Module, CompiledStepRunner | None]:
+    """The network and step runner the sampling loops get in ``mode``.
+
+    With ``mode.compiled_sampling_step`` the whole reverse step (network, p_mean_variance, noise add) is
+    compiled as one graph by the library's ``CompiledStepRunner`` (CUDA graphs via "reduce-overhead" on
+    CUDA), so the network inside it stays uncompiled; otherwise the network alone is compiled when the mode
+    compiles and the loop runs the diffusion arithmetic eagerly.
+    """
+    if not mode.compiled_sampling_step:
+        return inference_model(model, mode, device), None
+    model.eval()
+    net = AutocastModel(model, PrecisionPolicy.create(precision_of(mode), device))
+    return net, CompiledStepRunner(backend=mode.compile_backend)
 
 
 @contextlib.contextmanager

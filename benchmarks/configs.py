@@ -112,6 +112,7 @@ class Sizes:
     sample_steps: int
     bpd_batch: int
     bpd_timesteps: int
+    bpd_timestep_batch: int
     sampler_batch: int
     data_items: int
 
@@ -123,6 +124,7 @@ PAPER_SIZES = Sizes(
     sample_steps=50,
     bpd_batch=256,
     bpd_timesteps=8,
+    bpd_timestep_batch=8,  # fast mode: the 8-step slice is one network call of 2,048 images
     sampler_batch=128,
     data_items=2048,
 )
@@ -133,6 +135,7 @@ TINY_SIZES = Sizes(
     sample_steps=50,
     bpd_batch=4,
     bpd_timesteps=4,
+    bpd_timestep_batch=2,
     sampler_batch=128,
     data_items=64,
 )

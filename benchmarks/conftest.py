@@ -17,7 +17,6 @@ from benchmarks.harness import (
     MODE_NAMES,
     SESSION_RESULTS,
     Mode,
-    backend_flags,
     compile_enabled,
     device_name,
     format_summary,
@@ -26,6 +25,7 @@ from benchmarks.harness import (
     select_device,
     select_scale,
 )
+from impl.train.backend_flags import backend_flags_scope
 
 
 @pytest.fixture(scope="session")
@@ -42,10 +42,11 @@ def scale(device: torch.device) -> str:
 
 @pytest.fixture(params=MODE_NAMES)
 def mode(request: pytest.FixtureRequest, device: torch.device) -> Iterator[Mode]:
-    """The mode of this run, with its global backend flags set for the duration of the test."""
+    """The mode of this run, with the library's TF32 / cuDNN-autotune switches (CUDA only) set for the
+    duration of the test and restored afterwards."""
     settings = resolve_mode(str(request.param), device)
     torch.manual_seed(0)
-    with backend_flags(settings):
+    with backend_flags_scope(device, allow_tf32=settings.tf32, cudnn_benchmark=settings.cudnn_benchmark):
         yield settings
 
 

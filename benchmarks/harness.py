@@ -13,6 +13,8 @@ Environment knobs (all optional):
 ``IDDPM_BENCH_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``; default: CUDA when available),
 ``IDDPM_BENCH_SCALE`` (``paper`` or ``tiny``; default: paper on CUDA, tiny on CPU),
 ``IDDPM_BENCH_COMPILE`` (``0``/``1``; default: 1 on CUDA when Triton is importable, 0 on CPU),
+``IDDPM_BENCH_COMPILE_BACKEND`` (a ``torch.compile`` backend for the fast mode; default ``inductor``;
+``aot_eager`` checks the compiled wiring on CPU in seconds, without code generation),
 ``IDDPM_PEAK_TFLOPS`` (dense bf16 peak used for MFU when the device is not in the table),
 ``IDDPM_BENCH_ENFORCE_TARGETS`` (``1``: fail a benchmark that misses its issue-6 target on the target device).
 """
@@ -23,7 +25,7 @@ import contextlib
 import importlib.util
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -33,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 MODE_NAMES: tuple[str, ...] = ("eager_fp32", "fast")
+COMPILE_BACKENDS: tuple[str, ...] = ("inductor", "aot_eager", "eager")
 SCALE_NAMES: tuple[str, ...] = ("paper", "tiny")
 GIB = float(2**30)
 
@@ -94,6 +97,14 @@ def compile_enabled(device: torch.device) -> bool:
     return device.type == "cuda" and importlib.util.find_spec("triton") is not None
 
 
+def compile_backend() -> str:
+    """The ``torch.compile`` backend of the fast mode: ``IDDPM_BENCH_COMPILE_BACKEND`` or ``inductor``."""
+    requested = os.environ.get("IDDPM_BENCH_COMPILE_BACKEND", "").strip() or "inductor"
+    if requested not in COMPILE_BACKENDS:
+        raise ValueError(f"IDDPM_BENCH_COMPILE_BACKEND must be one of {COMPILE_BACKENDS}, got {requested!r}")
+    return requested
+
+
 @dataclass(frozen=True)
 class Mode:
     """One way of running the same code: the in-repo eager fp32 baseline or the fast path."""
@@ -107,6 +118,9 @@ class Mode:
     compile: bool
     tf32: bool
     cudnn_benchmark: bool
+    compiled_sampling_step: bool
+    batched_nll_timesteps: bool
+    compile_backend: str = "inductor"
 
     def describe(self) -> dict[str, object]:
         """JSON-friendly description stored in ``extra_info['mode_settings']``."""
@@ -120,6 +134,9 @@ class Mode:
             "compile": self.compile,
             "tf32": self.tf32,
             "cudnn_benchmark": self.cudnn_benchmark,
+            "compiled_sampling_step": self.compiled_sampling_step,
+            "batched_nll_timesteps": self.batched_nll_timesteps,
+            "compile_backend": self.compile_backend if self.compile else None,
         }
 
 
@@ -127,10 +144,14 @@ def resolve_mode(name: str, device: torch.device) -> Mode:
     """The settings of mode ``name`` on ``device``.
 
     ``eager_fp32``: strict float32 (TF32 off for matmuls and convolutions), NCHW, the plain attention
-    einsums, a for-loop AdamW, no compilation.  The library's EMA has a single implementation
-    (``torch._foreach_lerp_``), so ``foreach_ema`` is true in both modes.
+    einsums, a for-loop AdamW, no compilation, one timestep per network call in the NLL loop.  The
+    library's EMA has a single implementation (``torch._foreach_lerp_``), so ``foreach_ema`` is true in
+    both modes.
     ``fast``: bf16 autocast, channels-last, SDPA attention, fused AdamW, ``torch._foreach`` EMA, TF32 for
-    whatever stays in fp32, cuDNN autotuning, and ``torch.compile`` where ``compile_enabled`` allows.
+    whatever stays in fp32, cuDNN autotuning, NLL timesteps batched per network call
+    (``calc_bpd_loop(timestep_batch=k)``), and, where ``compile_enabled`` allows, ``torch.compile`` of the
+    training loss and of each whole sampling step (``CompiledStepRunner``: CUDA graphs on CUDA).
+    All of these go through the library's own switches, so a user gets the same code paths.
     """
     if name == "eager_fp32":
         return Mode(
@@ -143,9 +164,12 @@ def resolve_mode(name: str, device: torch.device) -> Mode:
             compile=False,
             tf32=False,
             cudnn_benchmark=False,
+            compiled_sampling_step=False,
+            batched_nll_timesteps=False,
         )
     if name == "fast":
         cuda = device.type == "cuda"
+        compiling = compile_enabled(device)
         return Mode(
             name,
             autocast_dtype=torch.bfloat16,
@@ -153,32 +177,14 @@ def resolve_mode(name: str, device: torch.device) -> Mode:
             sdpa_attention=True,
             fused_optimizer=True,
             foreach_ema=True,
-            compile=compile_enabled(device),
+            compile=compiling,
             tf32=cuda,
             cudnn_benchmark=cuda,
+            compiled_sampling_step=compiling,
+            batched_nll_timesteps=True,
+            compile_backend=compile_backend(),
         )
     raise ValueError(f"mode must be one of {MODE_NAMES}, got {name!r}")
-
-
-@contextlib.contextmanager
-def backend_flags(mode: Mode) -> Iterator[None]:
-    """Set the global TF32 / cuDNN-autotune switches for ``mode`` and restore them afterwards."""
-    saved = (
-        torch.backends.cuda.matmul.allow_tf32,
-        torch.backends.cudnn.allow_tf32,
-        torch.backends.cudnn.benchmark,
-    )
-    torch.backends.cuda.matmul.allow_tf32 = mode.tf32
-    torch.backends.cudnn.allow_tf32 = mode.tf32
-    torch.backends.cudnn.benchmark = mode.cudnn_benchmark
-    try:
-        yield
-    finally:
-        (
-            torch.backends.cuda.matmul.allow_tf32,
-            torch.backends.cudnn.allow_tf32,
-            torch.backends.cudnn.benchmark,
-        ) = saved
 
 
 def autocast(mode: Mode, device: torch.device) -> contextlib.AbstractContextManager[Any]:
@@ -206,7 +212,7 @@ def maybe_compile(fn: Callable[..., Any], mode: Mode) -> Callable[..., Any]:
     """``torch.compile(fn)`` in a compiling mode, else ``fn`` itself."""
     if not mode.compile:
         return fn
-    compiled: Callable[..., Any] = torch.compile(fn)
+    compiled: Callable[..., Any] = torch.compile(fn, backend=mode.compile_backend)
     return compiled
 
 

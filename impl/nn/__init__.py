@@ -18,7 +18,7 @@ from impl.nn.checkpoint_io import (
 from impl.nn.embedding import timestep_embedding
 from impl.nn.layers import Downsample, GroupNorm32, Upsample
 from impl.nn.resblock import ResBlock, TimestepBlock, TimestepEmbedSequential
-from impl.nn.unet import UNetModel, set_attention_backend
+from impl.nn.unet import UNetModel, set_attention_backend, set_norm_recompute
 
 __all__ = [
     "ATTENTION_BACKENDS",
@@ -40,5 +40,6 @@ __all__ = [
     "save_checkpoint",
     "sdpa_attention",
     "set_attention_backend",
+    "set_norm_recompute",
     "timestep_embedding",
 ]

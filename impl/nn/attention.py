@@ -22,6 +22,7 @@ from torch.nn import functional as nnf
 from torch.utils.checkpoint import checkpoint
 
 from impl.nn.layers import normalization, zero_module
+from impl.nn.recompute import run_segment
 
 __all__ = [
     "ATTENTION_BACKENDS",
@@ -111,6 +112,8 @@ class AttentionBlock(nn.Module):
         self.channels = channels
         self.use_checkpoint = use_checkpoint
         self.attention_backend: AttentionBackend = check_attention_backend(attention_backend)
+        # Runtime switch (not a checkpoint flag): recompute the GroupNorm in the backward pass.
+        self.recompute_norms = False
         self.norm = normalization(channels)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
         self.proj_out = zero_module(nn.Conv1d(channels, channels, 1))
@@ -124,7 +127,8 @@ class AttentionBlock(nn.Module):
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[0], x.shape[1]
         spatial = x.shape[2:]
-        tokens = self.norm(x).flatten(2).transpose(1, 2)
+        recompute = self.recompute_norms and not self.use_checkpoint
+        tokens = run_segment(self.norm, x, recompute=recompute).flatten(2).transpose(1, 2)
         qkv = nnf.linear(tokens, self.qkv.weight.squeeze(-1), self.qkv.bias)
         if self.attention_backend == "sdpa":
             mixed = sdpa_attention(qkv, self.num_heads)

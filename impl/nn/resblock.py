@@ -7,6 +7,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from impl.nn.layers import Downsample, Upsample, conv_nd, normalization, zero_module
+from impl.nn.recompute import run_segment
 
 __all__ = ["ResBlock", "TimestepBlock", "TimestepEmbedSequential"]
 
@@ -63,6 +64,8 @@ class ResBlock(TimestepBlock):
         self.out_channels = out_channels if out_channels is not None else channels
         self.use_scale_shift_norm = use_scale_shift_norm
         self.use_checkpoint = use_checkpoint
+        # Runtime switch (not a checkpoint flag): recompute the norm/SiLU segments in the backward pass.
+        self.recompute_norms = False
         self.updown = up or down
 
         self.in_layers = nn.Sequential(
@@ -98,8 +101,10 @@ class ResBlock(TimestepBlock):
         return self._forward(x, emb)
 
     def _forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        # Inside a whole-block checkpoint the segments are recomputed anyway.
+        recompute = self.recompute_norms and not self.use_checkpoint
         in_norm, in_act, in_conv = self.in_layers
-        h: torch.Tensor = in_act(in_norm(x))
+        h = run_segment(lambda v: in_act(in_norm(v)), x, recompute=recompute)
         if self.updown:
             h = self.h_upd(h)
             x = self.x_upd(x)
@@ -109,9 +114,12 @@ class ResBlock(TimestepBlock):
         out_norm, out_act, out_drop, out_conv = self.out_layers
         if self.use_scale_shift_norm:
             scale, shift = emb_out.chunk(2, dim=1)
-            h = out_norm(h) * (1 + scale) + shift
+            h = run_segment(
+                lambda v, s, b: out_drop(out_act(out_norm(v) * (1 + s) + b)), h, scale, shift,
+                recompute=recompute,
+            )
         else:
-            h = out_norm(h + emb_out)
-        h = out_conv(out_drop(out_act(h)))
+            h = run_segment(lambda v, e: out_drop(out_act(out_norm(v + e))), h, emb_out, recompute=recompute)
+        out: torch.Tensor = out_conv(h)
         skip: torch.Tensor = self.skip_connection(x)
-        return skip + h
+        return skip + out

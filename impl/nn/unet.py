@@ -10,9 +10,10 @@ from torch import nn
 from impl.nn.attention import AttentionBackend, AttentionBlock, check_attention_backend
 from impl.nn.embedding import timestep_embedding
 from impl.nn.layers import Downsample, Upsample, conv_nd, normalization, zero_module
+from impl.nn.recompute import run_segment
 from impl.nn.resblock import ResBlock, TimestepEmbedSequential
 
-__all__ = ["UNetModel", "set_attention_backend"]
+__all__ = ["UNetModel", "set_attention_backend", "set_norm_recompute"]
 
 
 class UNetModel(nn.Module):
@@ -169,6 +170,8 @@ class UNetModel(nn.Module):
         self.out = nn.Sequential(
             normalization(ch), nn.SiLU(), zero_module(conv_nd(dims, first_ch, out_channels, 3, padding=1))
         )
+        # Runtime switch (not a checkpoint flag), see ``recompute_norms``.
+        self.recompute_out_norm = False
 
     @property
     def attention_backend(self) -> AttentionBackend:
@@ -181,6 +184,16 @@ class UNetModel(nn.Module):
     @attention_backend.setter
     def attention_backend(self, backend: str) -> None:
         set_attention_backend(self, backend)
+
+    @property
+    def recompute_norms(self) -> bool:
+        """Whether the GroupNorm → scale-shift → SiLU → dropout segments are recomputed in the backward pass
+        instead of stored (``impl.nn.recompute``: same values, less activation memory)."""
+        return self.recompute_out_norm
+
+    @recompute_norms.setter
+    def recompute_norms(self, enabled: bool) -> None:
+        set_norm_recompute(self, enabled)
 
     @property
     def downsample_factor(self) -> int:
@@ -228,7 +241,9 @@ class UNetModel(nn.Module):
         h = self.middle_block(h, emb)
         for block in self.output_blocks:
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
-        out: torch.Tensor = self.out(h)
+        out_norm, out_act, out_conv = self.out
+        h = run_segment(lambda v: out_act(out_norm(v)), h, recompute=self.recompute_out_norm)
+        out: torch.Tensor = out_conv(h)
         return out.to(x.dtype)
 
 
@@ -238,3 +253,15 @@ def set_attention_backend(model: nn.Module, backend: str) -> None:
     for module in model.modules():
         if isinstance(module, AttentionBlock):
             module.attention_backend = checked
+
+
+def set_norm_recompute(model: nn.Module, enabled: bool) -> None:
+    """Turn selective recomputation of the norm/SiLU segments on or off in every block of ``model``
+    (``impl.nn.recompute``): the values and gradients do not change, the stored activations shrink."""
+    if not isinstance(enabled, bool):
+        raise ValueError(f"enabled must be True or False, got {enabled!r}")
+    for module in model.modules():
+        if isinstance(module, (ResBlock, AttentionBlock)):
+            module.recompute_norms = enabled
+        elif isinstance(module, UNetModel):
+            module.recompute_out_norm = enabled

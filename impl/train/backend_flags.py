@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -43,3 +45,15 @@ def apply_backend_flags(
         BackendFlags(matmul_tf32=allow_tf32, cudnn_tf32=allow_tf32, cudnn_benchmark=cudnn_benchmark)
     )
     return previous
+
+
+@contextlib.contextmanager
+def backend_flags_scope(device: torch.device, *, allow_tf32: bool, cudnn_benchmark: bool) -> Iterator[None]:
+    """:func:`apply_backend_flags` for the duration of a ``with`` block, the previous settings restored on
+    exit (also on an exception).  Off CUDA it changes nothing."""
+    previous = apply_backend_flags(device, allow_tf32=allow_tf32, cudnn_benchmark=cudnn_benchmark)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            set_backend_flags(previous)

@@ -18,7 +18,6 @@ from benchmarks.harness import (
     Target,
     Workload,
     achieved_flops_per_s,
-    backend_flags,
     count_flops,
     format_summary,
     images_per_second,
@@ -27,6 +26,7 @@ from benchmarks.harness import (
     resolve_mode,
     run_benchmark,
 )
+from impl.train.backend_flags import BackendFlags, backend_flags_scope, current_backend_flags
 
 CPU = torch.device("cpu")
 
@@ -84,20 +84,35 @@ def test_cpu_modes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert eager.autocast_dtype is None and not eager.channels_last and not eager.compile and not eager.tf32
     assert fast.autocast_dtype == torch.bfloat16 and fast.channels_last and fast.fused_optimizer
     assert not fast.compile, "CPU fast mode must not compile (too slow on CI cores)"
+    assert not fast.compiled_sampling_step and fast.batched_nll_timesteps
+    assert not eager.compiled_sampling_step and not eager.batched_nll_timesteps
     monkeypatch.setenv("IDDPM_BENCH_COMPILE", "1")
-    assert resolve_mode("fast", CPU).compile
+    compiling = resolve_mode("fast", CPU)
+    assert compiling.compile and compiling.compiled_sampling_step
     monkeypatch.setenv("IDDPM_BENCH_COMPILE", "yes")
     with pytest.raises(ValueError, match="IDDPM_BENCH_COMPILE"):
         resolve_mode("fast", CPU)
 
 
-def test_backend_flags_are_restored() -> None:
-    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark)
+def test_mode_backend_flags_go_through_the_library_scope_and_are_restored() -> None:
+    """The mode fixture sets TF32 / autotune with ``impl.train.backend_flags.backend_flags_scope``: the
+    switch itself needs no GPU (it writes the process-wide torch.backends flags for a CUDA device)."""
+    before = current_backend_flags()
     fast = resolve_mode("fast", torch.device("cuda"))
-    with backend_flags(fast):
-        assert torch.backends.cuda.matmul.allow_tf32 is True
-        assert torch.backends.cudnn.benchmark is True
-    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark) == before
+    eager = resolve_mode("eager_fp32", torch.device("cuda"))
+    cuda = torch.device("cuda")
+    with backend_flags_scope(cuda, allow_tf32=fast.tf32, cudnn_benchmark=fast.cudnn_benchmark):
+        assert current_backend_flags() == BackendFlags(True, True, True)
+        with backend_flags_scope(cuda, allow_tf32=eager.tf32, cudnn_benchmark=eager.cudnn_benchmark):
+            assert current_backend_flags() == BackendFlags(False, False, False)
+        assert current_backend_flags() == BackendFlags(True, True, True)
+    assert current_backend_flags() == before
+    flipped = backend_flags_scope(cuda, allow_tf32=not before.matmul_tf32, cudnn_benchmark=True)
+    with pytest.raises(RuntimeError, match="boom"), flipped:
+        raise RuntimeError("boom")
+    assert current_backend_flags() == before
+    with backend_flags_scope(CPU, allow_tf32=not before.matmul_tf32, cudnn_benchmark=True):
+        assert current_backend_flags() == before, "off CUDA the scope must change nothing"
 
 
 def test_peak_flops(monkeypatch: pytest.MonkeyPatch) -> None:
