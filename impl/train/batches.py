@@ -52,10 +52,22 @@ class InMemoryData:
 
     def batch(self, indices: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Examples at ``indices`` as float32 on ``device`` (and their labels)."""
-        idx = indices.to(self.x.device)
-        x = self.x.index_select(0, idx).to(device, non_blocking=True)
+        idx = copy_without_host_sync(indices, self.x.device)
+        x = copy_without_host_sync(self.x.index_select(0, idx), device)
         x = x.to(torch.float32) / 127.5 - 1.0 if x.dtype == torch.uint8 else x.to(torch.float32)
         labels = None
         if self.labels is not None:
-            labels = self.labels.index_select(0, idx.to(self.labels.device)).to(device, non_blocking=True)
+            label_idx = copy_without_host_sync(idx, self.labels.device)
+            labels = copy_without_host_sync(self.labels.index_select(0, label_idx), device)
         return x, labels
+
+
+def copy_without_host_sync(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``.  A host → CUDA copy goes through pinned memory with ``non_blocking=True``:
+    a copy from pageable memory makes the host wait for the GPU's queue to drain once per training step.
+    PyTorch's pinned-memory allocator keeps the staging buffer alive until the copy has run."""
+    if tensor.device == device:
+        return tensor
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
