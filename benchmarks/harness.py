@@ -15,6 +15,8 @@ Environment knobs (all optional):
 ``IDDPM_BENCH_COMPILE`` (``0``/``1``; default: 1 on CUDA when Triton is importable, 0 on CPU),
 ``IDDPM_BENCH_COMPILE_BACKEND`` (a ``torch.compile`` backend for the fast mode; default ``inductor``;
 ``aot_eager`` checks the compiled wiring on CPU in seconds, without code generation),
+``IDDPM_BENCH_RECOMPUTE_NORMS`` (``0``/``1``; default 1: the fast mode's training recomputes the
+norm/SiLU segments in the backward pass instead of storing them, see ``impl.nn.recompute``),
 ``IDDPM_PEAK_TFLOPS`` (dense bf16 peak used for MFU when the device is not in the table),
 ``IDDPM_BENCH_ENFORCE_TARGETS`` (``1``: fail a benchmark that misses its issue-6 target on the target device).
 """
@@ -105,6 +107,14 @@ def compile_backend() -> str:
     return requested
 
 
+def recompute_norms_enabled() -> bool:
+    """Whether the fast mode's training recomputes norm/SiLU segments (``IDDPM_BENCH_RECOMPUTE_NORMS``)."""
+    override = os.environ.get("IDDPM_BENCH_RECOMPUTE_NORMS", "").strip() or "1"
+    if override not in ("0", "1"):
+        raise ValueError(f"IDDPM_BENCH_RECOMPUTE_NORMS must be '0' or '1', got {override!r}")
+    return override == "1"
+
+
 @dataclass(frozen=True)
 class Mode:
     """One way of running the same code: the in-repo eager fp32 baseline or the fast path."""
@@ -120,6 +130,7 @@ class Mode:
     cudnn_benchmark: bool
     compiled_sampling_step: bool
     batched_nll_timesteps: bool
+    recompute_norms: bool
     compile_backend: str = "inductor"
 
     def describe(self) -> dict[str, object]:
@@ -136,6 +147,7 @@ class Mode:
             "cudnn_benchmark": self.cudnn_benchmark,
             "compiled_sampling_step": self.compiled_sampling_step,
             "batched_nll_timesteps": self.batched_nll_timesteps,
+            "recompute_norms": self.recompute_norms,
             "compile_backend": self.compile_backend if self.compile else None,
         }
 
@@ -166,6 +178,7 @@ def resolve_mode(name: str, device: torch.device) -> Mode:
             cudnn_benchmark=False,
             compiled_sampling_step=False,
             batched_nll_timesteps=False,
+            recompute_norms=False,
         )
     if name == "fast":
         cuda = device.type == "cuda"
@@ -182,6 +195,7 @@ def resolve_mode(name: str, device: torch.device) -> Mode:
             cudnn_benchmark=cuda,
             compiled_sampling_step=compiling,
             batched_nll_timesteps=True,
+            recompute_norms=recompute_norms_enabled(),
             compile_backend=compile_backend(),
         )
     raise ValueError(f"mode must be one of {MODE_NAMES}, got {name!r}")

@@ -94,6 +94,25 @@ def test_cpu_modes(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_mode("fast", CPU)
 
 
+def test_fast_mode_knobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("IDDPM_BENCH_COMPILE_BACKEND", "IDDPM_BENCH_RECOMPUTE_NORMS"):
+        monkeypatch.delenv(name, raising=False)
+    fast = resolve_mode("fast", CPU)
+    assert fast.compile_backend == "inductor" and fast.recompute_norms
+    assert not resolve_mode("eager_fp32", CPU).recompute_norms
+    monkeypatch.setenv("IDDPM_BENCH_COMPILE_BACKEND", "aot_eager")
+    monkeypatch.setenv("IDDPM_BENCH_RECOMPUTE_NORMS", "0")
+    fast = resolve_mode("fast", CPU)
+    assert fast.compile_backend == "aot_eager" and not fast.recompute_norms
+    monkeypatch.setenv("IDDPM_BENCH_COMPILE_BACKEND", "tvm")
+    with pytest.raises(ValueError, match="IDDPM_BENCH_COMPILE_BACKEND"):
+        resolve_mode("fast", CPU)
+    monkeypatch.setenv("IDDPM_BENCH_COMPILE_BACKEND", "eager")
+    monkeypatch.setenv("IDDPM_BENCH_RECOMPUTE_NORMS", "on")
+    with pytest.raises(ValueError, match="IDDPM_BENCH_RECOMPUTE_NORMS"):
+        resolve_mode("fast", CPU)
+
+
 def test_mode_backend_flags_go_through_the_library_scope_and_are_restored() -> None:
     """The mode fixture sets TF32 / autotune with ``impl.train.backend_flags.backend_flags_scope``: the
     switch itself needs no GPU (it writes the process-wide torch.backends flags for a CUDA device)."""
