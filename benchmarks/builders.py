@@ -22,6 +22,8 @@ from impl.nn.attention import AttentionBlock
 from impl.nn.unet import UNetModel, set_attention_backend
 from impl.sampling.compiled import CompiledStepRunner
 from impl.train import AutocastModel, DistContext, InMemoryData, PrecisionPolicy, TrainConfig, Trainer
+from impl.train.inference import inference_model as library_inference_model
+from impl.train.inference import step_runner_for
 
 PAPER_LR = 1e-4
 PAPER_EMA_RATE = "0.9999"
@@ -73,9 +75,11 @@ def sampling_network(
     """
     if not mode.compiled_sampling_step:
         return inference_model(model, mode, device), None
-    model.eval()
-    net = AutocastModel(model, PrecisionPolicy.create(precision_of(mode), device))
-    return net, CompiledStepRunner(backend=mode.compile_backend)
+    # exactly what `iddpm sample --precision … --channels_last … --compile True` builds
+    net = library_inference_model(
+        model.eval(), precision=precision_of(mode), channels_last=mode.channels_last, device=device
+    )
+    return net, step_runner_for(True, mode.compile_backend)
 
 
 @contextlib.contextmanager
