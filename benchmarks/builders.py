@@ -119,8 +119,9 @@ def build_trainer(
     on random 8-bit images, in the given mode.
 
     The mode's optimizer kernels (fused in the fast mode, the plain for-loop AdamW in the eager baseline),
-    layout and TF32 / cuDNN-autotune settings go through ``TrainConfig``; the Trainer converts the model, the
-    batch and the noise to channels-last itself.
+    layout, norm recomputation, compilation (the whole per-sample loss as one graph: ``compile_scope
+    "loss"``) and TF32 / cuDNN-autotune settings go through ``TrainConfig``; the Trainer converts the model,
+    the batch and the noise to channels-last itself.
     """
     model, diffusion = build_model_and_diffusion(config, mode, device)
     generator = torch.Generator(device="cpu").manual_seed(0)
@@ -134,10 +135,13 @@ def build_trainer(
         schedule_sampler="loss-second-moment",
         precision=precision_of(mode),
         compile=mode.compile,
+        compile_scope="loss",
+        compile_backend=mode.compile_backend,
         progress=False,
         device=str(device),
         optimizer_impl="fused" if mode.fused_optimizer else "for-loop",
         channels_last=mode.channels_last,
+        recompute_norms=mode.recompute_norms,
         allow_tf32=mode.tf32,
         cudnn_benchmark=mode.cudnn_benchmark,
         model_flags=dict(config.flags),

@@ -161,8 +161,10 @@ def resolve_mode(name: str, device: torch.device) -> Mode:
     both modes.
     ``fast``: bf16 autocast, channels-last, SDPA attention, fused AdamW, ``torch._foreach`` EMA, TF32 for
     whatever stays in fp32, cuDNN autotuning, NLL timesteps batched per network call
-    (``calc_bpd_loop(timestep_batch=k)``), and, where ``compile_enabled`` allows, ``torch.compile`` of the
-    training loss and of each whole sampling step (``CompiledStepRunner``: CUDA graphs on CUDA).
+    (``calc_bpd_loop(timestep_batch=k)``), the U-Net's norm/SiLU segments recomputed in the training
+    backward (``recompute_norms``), and, where ``compile_enabled`` allows, ``torch.compile`` of the whole
+    training loss (``compile_scope="loss"``) and of each whole sampling step (``CompiledStepRunner``: CUDA
+    graphs on CUDA).
     All of these go through the library's own switches, so a user gets the same code paths.
     """
     if name == "eager_fp32":

@@ -26,7 +26,7 @@ def _bool(value: str | bool) -> bool:
     return str2bool(value)
 
 
-def _add_bool(parser: argparse.ArgumentParser, name: str, default: bool, help_text: str) -> None:
+def _add_bool(parser: argparse._ActionsContainer, name: str, default: bool, help_text: str) -> None:
     parser.add_argument(
         f"--{name}", type=_bool, nargs="?", const=True, default=default, metavar="BOOL", help=help_text
     )
@@ -46,7 +46,15 @@ def normalize_flag_spelling(argv: Sequence[str]) -> list[str]:
 # ------------------------------------------------------------------------------------------ parsers
 def _add_train_parser(sub: Any) -> None:
     from impl.factory import add_dict_to_argparser
-    from impl.train.config import OPTIMIZER_IMPLS, PRECISIONS, SCHEDULE_SAMPLERS, TrainConfig
+    from impl.train.config import (
+        COMPILE_BACKENDS,
+        COMPILE_MODES,
+        COMPILE_SCOPES,
+        OPTIMIZER_IMPLS,
+        PRECISIONS,
+        SCHEDULE_SAMPLERS,
+        TrainConfig,
+    )
     from impl.train.flags import train_model_defaults
 
     d = TrainConfig()
@@ -73,6 +81,12 @@ def _add_train_parser(sub: Any) -> None:
     g.add_argument("--precision", default=d.precision, choices=PRECISIONS)
     _add_bool(g, "use_fp16", False, "the original flag: same as --precision fp16")
     _add_bool(g, "compile", d.compile, "torch.compile the model")
+    g.add_argument("--compile_scope", default=d.compile_scope, choices=COMPILE_SCOPES,
+                   help="with --compile: the network alone, or the whole per-sample loss as one graph")
+    g.add_argument("--compile_backend", default=d.compile_backend, choices=COMPILE_BACKENDS,
+                   help="torch.compile backend of --compile")
+    g.add_argument("--compile_mode", default=d.compile_mode, choices=COMPILE_MODES,
+                   help="torch.compile mode of --compile ('': its default; the others need inductor)")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--log_interval", type=int, default=d.log_interval)
     g.add_argument("--save_interval", type=int, default=d.save_interval, help="0: only at the end")
@@ -88,14 +102,18 @@ def _add_train_parser(sub: Any) -> None:
     g.add_argument("--optimizer_impl", default=d.optimizer_impl, choices=OPTIMIZER_IMPLS,
                    help="AdamW kernels: auto (fused on CUDA), fused, foreach or for-loop")
     _add_bool(g, "channels_last", d.channels_last, "model, batch and noise in channels-last layout")
+    _add_bool(g, "recompute_norms", d.recompute_norms,
+              "rerun the U-Net's norm/SiLU segments in backward instead of storing them (less memory)")
     _add_bool(g, "allow_tf32", d.allow_tf32, "CUDA only: TF32 for float32 matmuls and convolutions")
     _add_bool(g, "cudnn_benchmark", d.cudnn_benchmark, "CUDA only: cuDNN autotuning of convolutions")
     g.add_argument("--resume", "--resume_checkpoint", dest="resume", nargs="?", const="auto", default=None,
                    metavar="PATH", help="continue a run (PATH: run dir or checkpoint; bare: --out_dir)")
 
 
-def _add_model_source(p: argparse.ArgumentParser) -> None:
+def _add_model_source(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The flags ``sample`` and ``nll`` share; returns the "speed" group for command-specific switches."""
     from impl.factory import add_dict_to_argparser, model_and_diffusion_defaults
+    from impl.train.config import PRECISIONS
 
     add_dict_to_argparser(p, model_and_diffusion_defaults())
     p.add_argument("--checkpoint", "--model_path", dest="checkpoint", required=True,
@@ -107,6 +125,13 @@ def _add_model_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--output", default="", help="output file")
+    g = p.add_argument_group("speed (the defaults are the plain path; see docs/training.md)")
+    g.add_argument("--precision", default="fp32", metavar="{" + ",".join(PRECISIONS) + "}",
+                   help="network under bf16/fp16 autocast; the diffusion math stays float32")
+    _add_bool(g, "channels_last", False, "model weights (and sampler noise) in channels-last layout")
+    _add_bool(g, "allow_tf32", False, "CUDA only: TF32 for float32 matmuls and convolutions")
+    _add_bool(g, "cudnn_benchmark", False, "CUDA only: cuDNN autotuning of convolutions")
+    return g
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,18 +140,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
 
     s = sub.add_parser("sample", help="draw samples to .npz (+ PNG grid)")
-    _add_model_source(s)
+    s_speed = _add_model_source(s)
     s.add_argument("--num_samples", type=int, default=64)
     _add_bool(s, "use_ddim", False, "DDIM instead of ancestral sampling")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
     s.add_argument("--class_label", type=int, default=-1, help="class of every sample; -1: random")
     s.add_argument("--grid", default="", help="PNG grid path (default: next to the .npz)")
     _add_bool(s, "progress", True, "show a progress bar")
+    _add_bool(s_speed, "compile", False, "run each reverse step through torch.compile (CUDA graphs on CUDA)")
+    s_speed.add_argument("--compile_backend", default="inductor",
+                   help="torch.compile backend of --compile: inductor, aot_eager, eager or cudagraphs")
 
     n = sub.add_parser("nll", help="NLL bound in bits/dim over a data split, as JSON")
-    _add_model_source(n)
+    n_speed = _add_model_source(n)
     n.add_argument("--data", default="digits:held_out")
     n.add_argument("--num_samples", type=int, default=0, help="images to evaluate; 0: all")
+    n_speed.add_argument("--timestep_batch", type=int, default=1,
+                   help="timesteps per network call (a speed option; same values)")
 
     e = sub.add_parser("evaluate", help="digits classifier score + Fréchet distance of a samples .npz")
     e.add_argument("samples", help=".npz with arr_0 = uint8 NHWC images")
@@ -211,12 +241,27 @@ def _load(args: argparse.Namespace, explicit: set[str]) -> Any:
     )
 
 
+def _backend_flags(args: argparse.Namespace, device: Any) -> Any:
+    """``--allow_tf32`` / ``--cudnn_benchmark`` for the duration of a command (CUDA only)."""
+    from impl.train.backend_flags import backend_flags_scope
+
+    return backend_flags_scope(device, allow_tf32=args.allow_tf32, cudnn_benchmark=args.cudnn_benchmark)
+
+
+def _check_choice(flag: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"--{flag} must be one of {', '.join(allowed)}, got {value!r}")
+
+
 def cmd_sample(args: argparse.Namespace, explicit: set[str]) -> int:
     from impl.data import save_image_grid, save_npz_atomic
-    from impl.train.inference import generate_samples
+    from impl.train.config import PRECISIONS
+    from impl.train.inference import COMPILE_BACKENDS, generate_samples
 
     if args.num_samples < 1 or args.batch_size < 1:
         raise ValueError("--num_samples and --batch_size must be positive integers")
+    _check_choice("precision", args.precision, PRECISIONS)
+    _check_choice("compile_backend", args.compile_backend, COMPILE_BACKENDS)
     loaded = _load(args, explicit)
     flags = loaded.flags
     size, channels = int(flags["image_size"]), int(flags["in_channels"])
@@ -230,12 +275,15 @@ def cmd_sample(args: argparse.Namespace, explicit: set[str]) -> int:
     for target in (npz, grid):
         if not target.parent.is_dir() and not (target.parent == default_dir and loaded.run_dir is not None):
             raise FileNotFoundError(f"output folder {str(target.parent)!r} does not exist")
-    images, labels = generate_samples(
-        loaded.model, loaded.diffusion, num_samples=args.num_samples, batch_size=args.batch_size,
-        shape=(channels, size, size), use_ddim=args.use_ddim, eta=args.eta, clip_denoised=args.clip_denoised,
-        num_classes=num_classes, class_label=args.class_label, seed=args.seed, device=_device(args.device),
-        progress=args.progress,
-    )
+    device = _device(args.device)
+    with _backend_flags(args, device):
+        images, labels = generate_samples(
+            loaded.model, loaded.diffusion, num_samples=args.num_samples, batch_size=args.batch_size,
+            shape=(channels, size, size), use_ddim=args.use_ddim, eta=args.eta,
+            clip_denoised=args.clip_denoised, num_classes=num_classes, class_label=args.class_label,
+            seed=args.seed, device=device, progress=args.progress, precision=args.precision,
+            channels_last=args.channels_last, compile=args.compile, compile_backend=args.compile_backend,
+        )
     npz.parent.mkdir(parents=True, exist_ok=True)
     save_npz_atomic(npz, images, labels)
     save_image_grid(grid, images[:256])
@@ -248,10 +296,16 @@ def cmd_nll(args: argparse.Namespace, explicit: set[str]) -> int:
 
     from impl.data import load_data
     from impl.evaluate import nll_bound
+    from impl.train.config import PRECISIONS
+    from impl.train.inference import inference_model
     from impl.train.seeding import seeded_generator
 
     if args.num_samples < 0:
         raise ValueError(f"--num_samples must be >= 0 (0: all), got {args.num_samples}")
+    _check_choice("precision", args.precision, PRECISIONS)
+    if args.timestep_batch < 1:
+        raise ValueError(f"--timestep_batch must be an integer >= 1 (timesteps per network call), "
+                         f"got {args.timestep_batch}")
     _check_output_folder(args.output)
     loaded = _load(args, explicit)
     flags = loaded.flags
@@ -259,11 +313,16 @@ def cmd_nll(args: argparse.Namespace, explicit: set[str]) -> int:
     dataset = load_data(args.data, image_size=int(flags["image_size"]), class_cond=class_cond,
                         channels=int(flags["in_channels"]))
     device: torch.device = _device(args.device)
-    result = nll_bound(
-        loaded.model, loaded.diffusion, dataset, batch_size=args.batch_size,
-        num_samples=args.num_samples or None, clip_denoised=args.clip_denoised, device=device,
-        generator=seeded_generator(args.seed, device), class_cond=class_cond,
-    )
+    model = inference_model(loaded.model, precision=args.precision, channels_last=args.channels_last,
+                            device=device)
+    with _backend_flags(args, device):
+        result = nll_bound(
+            model, loaded.diffusion, dataset, batch_size=args.batch_size,
+            num_samples=args.num_samples or None, clip_denoised=args.clip_denoised, device=device,
+            generator=seeded_generator(args.seed, device), class_cond=class_cond,
+            timestep_batch=args.timestep_batch,
+        )
+    result["config"].update(precision=args.precision, channels_last=bool(args.channels_last))
     result["checkpoint"] = str(loaded.weights)
     result["data"] = args.data
     _emit(result, args.output)

@@ -84,6 +84,14 @@ class GaussianDiffusion:
         """The tables on x's device in x's compute dtype (cached)."""
         return self._cache.get(x.device, x.dtype)
 
+    def prepare_device_caches(self, x: torch.Tensor) -> None:
+        """Build every lazily cached device tensor a step on ``x`` will read, now.
+
+        Call it before ``torch.compile`` traces a step: a cache entry created inside the first trace fails
+        that trace's guard on the next call and forces a recompile (on CUDA, a second graph capture).
+        """
+        self.tables_for(x)
+
     def _check_t(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if t.ndim != 1 or t.shape[0] != x.shape[0]:
             raise ValueError(f"t must have shape ({x.shape[0]},) to match x, got {tuple(t.shape)}")

@@ -105,6 +105,11 @@ class SpacedDiffusion(GaussianDiffusion):
             self._map_cache[device] = table
         return table
 
+    def prepare_device_caches(self, x: torch.Tensor) -> None:
+        """The base tables and the timestep map on x's device (see `GaussianDiffusion`)."""
+        super().prepare_device_caches(x)
+        self._timestep_map_on(x.device)
+
     def _scale_timesteps(self, t: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Identity, as in the original: mapping and rescaling happen in `_model_timesteps`."""
         return t

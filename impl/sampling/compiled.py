@@ -117,9 +117,9 @@ class CompiledStepRunner:
         t: torch.Tensor,
         noise: torch.Tensor, model_kwargs: dict[str, Any] | None,
     ) -> dict[str, torch.Tensor]:
-        # Build the diffusion's tables for x eagerly: created inside the first trace, their cache entry
+        # Build the diffusion's device caches for x eagerly: created inside the first trace, a cache entry
         # would fail that trace's guard on the next step and force a recompile (a second CUDA-graph capture).
-        diffusion.tables_for(x)
+        diffusion.prepare_device_caches(x)
         entry = self._compiled.get(key)
         if entry is None:
             entry = self._compile(make(), x.device)

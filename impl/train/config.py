@@ -12,6 +12,14 @@ from impl.train.optimizer import check_optimizer_impl
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 SCHEDULE_SAMPLERS: tuple[str, ...] = ("uniform", "loss-second-moment")
+# What `compile=True` hands to torch.compile: the network alone, or the whole per-sample loss function
+# (q_sample → network → L_simple / L_vlb / L_hybrid) as one graph.
+COMPILE_SCOPES: tuple[str, ...] = ("model", "loss")
+COMPILE_BACKENDS: tuple[str, ...] = ("inductor", "aot_eager", "eager")
+# "" leaves torch.compile's mode unset (its default); the named modes are inductor's.
+COMPILE_MODES: tuple[str, ...] = (
+    "", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
+)
 
 
 def parse_ema_rates(spec: str) -> tuple[float, ...]:
@@ -46,6 +54,11 @@ class TrainConfig:
     microbatching).  ``lr_anneal_steps`` is the horizon of the linear LR decay (0: constant LR).
     ``optimizer_impl``, ``channels_last``, ``allow_tf32`` and ``cudnn_benchmark`` are speed switches (see
     docs/training.md); the first two keep the float32 arithmetic up to rounding, TF32 does not.
+    ``compile_scope`` ("model": the network; "loss": the network and the whole diffusion loss as one
+    graph), ``compile_backend`` and ``compile_mode`` (passed to ``torch.compile``) matter only with
+    ``compile=True``.
+    ``recompute_norms`` reruns the U-Net's GroupNorm → scale-shift → SiLU → dropout segments in the
+    backward pass instead of storing them (same values, less activation memory; ``impl.nn.recompute``).
     ``model_flags`` holds the model_and_diffusion flags the model was built with.
     """
 
@@ -62,6 +75,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     precision: str = "fp32"
     compile: bool = False
+    compile_scope: str = "model"
+    compile_backend: str = "inductor"
+    compile_mode: str = ""
     seed: int = 0
     log_interval: int = 50
     save_interval: int = 500
@@ -74,6 +90,7 @@ class TrainConfig:
     device: str = "auto"
     optimizer_impl: str = "auto"
     channels_last: bool = False
+    recompute_norms: bool = False
     allow_tf32: bool = False
     cudnn_benchmark: bool = False
     model_flags: dict[str, Any] = field(default_factory=dict)
@@ -111,6 +128,14 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be >= 0 (0: no clipping), got {self.grad_clip}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        _one_of("compile_scope", self.compile_scope, COMPILE_SCOPES)
+        _one_of("compile_backend", self.compile_backend, COMPILE_BACKENDS)
+        _one_of("compile_mode", self.compile_mode, COMPILE_MODES)
+        if self.compile_mode not in ("", "default") and self.compile_backend != "inductor":
+            raise ValueError(
+                f"compile_mode {self.compile_mode!r} is an inductor mode: it needs compile_backend "
+                f"'inductor', got compile_backend {self.compile_backend!r} (use compile_mode '' or 'default')"
+            )
         _positive_int("log_interval", self.log_interval)
         for name in ("save_interval", "sample_interval", "num_grid_samples"):
             if getattr(self, name) < 0:
@@ -137,6 +162,11 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training config keys {unknown}; allowed: {sorted(known)}")
         return cls(**values)
+
+
+def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 def _positive_int(name: str, value: int) -> None:

@@ -13,14 +13,20 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from impl.sampling.compiled import CompiledStepRunner
 from impl.train.checkpoint import STATE_FILENAME, find_checkpoint_dir, read_state_json
-from impl.train.config import ema_rate_name, parse_ema_rates
+from impl.train.config import PRECISIONS, ema_rate_name, parse_ema_rates
 from impl.train.errors import CheckpointError
 from impl.train.flags import build_diffusion, build_model_and_diffusion
+from impl.train.precision import PrecisionPolicy
 from impl.train.seeding import derive_seed, seeded_generator
+from impl.train.trainer import AutocastModel
 
 # Flags a sampling/evaluation command may set differently from the training run.
 INFERENCE_OVERRIDABLE = frozenset({"timestep_respacing", "use_checkpoint", "dropout"})
+
+# torch.compile backends `iddpm sample --compile` accepts for its CompiledStepRunner.
+COMPILE_BACKENDS: tuple[str, ...] = ("inductor", "aot_eager", "eager", "cudagraphs")
 
 
 @dataclass
@@ -116,6 +122,45 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of ``PRECISIONS`` (fp32, bf16, fp16), else a ValueError naming it."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    return precision
+
+
+def check_compile_backend(backend: str) -> str:
+    """``backend`` if it is one of ``COMPILE_BACKENDS``, else a ValueError naming it."""
+    if backend not in COMPILE_BACKENDS:
+        raise ValueError(f"compile_backend must be one of {', '.join(COMPILE_BACKENDS)}; got {backend!r}")
+    return backend
+
+
+def inference_model(
+    model: nn.Module, *, precision: str = "fp32", channels_last: bool = False, device: torch.device
+) -> nn.Module:
+    """The network as the samplers and the NLL bound should call it.
+
+    With ``channels_last`` the weights are converted to ``torch.channels_last`` in place (same values;
+    convolutions then run NHWC kernels whatever the input layout).  With ``precision`` bf16 or fp16 the
+    network is wrapped in :class:`AutocastModel`, which runs it under autocast and returns float32, so the
+    diffusion math stays float32; fp32 returns ``model`` itself.
+    """
+    check_precision(precision)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    if precision == "fp32":
+        return model
+    return AutocastModel(model, PrecisionPolicy.create(precision, device))
+
+
+def step_runner_for(compile: bool, backend: str = "inductor") -> CompiledStepRunner | None:
+    """A :class:`CompiledStepRunner` on ``backend`` when ``compile`` is set (one whole reverse step per
+    compiled call; CUDA graphs on CUDA with inductor), else None (the eager loop)."""
+    check_compile_backend(backend)
+    return CompiledStepRunner(backend=backend) if compile else None
+
+
 @torch.no_grad()
 def generate_samples(
     model: nn.Module,
@@ -132,16 +177,27 @@ def generate_samples(
     seed: int = 0,
     device: torch.device,
     progress: bool = True,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    compile: bool = False,
+    compile_backend: str = "inductor",
 ) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, np.dtype[np.int64]] | None]:
     """``num_samples`` images as uint8 NHWC (and labels for a class-conditional model).
 
     Batch ``k`` uses a generator seeded by ``(seed, k)``: the output does not depend on anything else.
     Labels are uniform over the classes (or all ``class_label`` when it is >= 0).
+
+    Speed options (the defaults are the plain path): ``precision`` bf16/fp16 runs the network under
+    autocast (:func:`inference_model`; the diffusion math stays float32); ``channels_last`` converts the
+    model in place and draws x_T channels-last (same values); ``compile`` runs each reverse step through a
+    :class:`CompiledStepRunner` on ``compile_backend``, which draws the same noise as the eager loop.
     """
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples and batch_size must be positive, got {num_samples}, {batch_size}")
     if num_classes is not None and class_label >= num_classes:
         raise ValueError(f"class_label must be -1 (random) or in [0, {num_classes}), got {class_label}")
+    runner = step_runner_for(compile, compile_backend)
+    net = inference_model(model, precision=precision, channels_last=channels_last, device=device)
     images: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
     labels: list[np.ndarray[Any, np.dtype[np.int64]]] = []
     bar: Any = None
@@ -160,11 +216,15 @@ def generate_samples(
                 y = torch.randint(0, num_classes, (n,), generator=gen, device=device)
             kwargs["y"] = y
             labels.append(y.cpu().numpy().astype(np.int64))
+        # x_T: the draw the loop itself would make from ``gen``, laid out channels-last when asked.
+        noise = torch.randn((n, *shape), generator=gen, device=device)
+        if channels_last:
+            noise = noise.contiguous(memory_format=torch.channels_last)
         loop = diffusion.ddim_sample_loop if use_ddim else diffusion.p_sample_loop
-        extra = {"eta": eta} if use_ddim else {}
+        extra: dict[str, Any] = {"eta": eta} if use_ddim else {}
         x = loop(
-            model, (n, *shape), clip_denoised=clip_denoised, model_kwargs=kwargs, progress=False,
-            generator=gen, device=device, **extra,
+            net, (n, *shape), noise=noise, clip_denoised=clip_denoised, model_kwargs=kwargs, progress=False,
+            generator=gen, device=device, step_runner=runner, **extra,
         )
         pixels = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
         images.append(np.ascontiguousarray(pixels.cpu().numpy()))

@@ -40,9 +40,13 @@ RESUME_OVERRIDABLE = frozenset(
         "progress",
         "device",
         "compile",
+        "compile_scope",
+        "compile_backend",
+        "compile_mode",
         "out_dir",
         "optimizer_impl",
         "channels_last",
+        "recompute_norms",
         "allow_tf32",
         "cudnn_benchmark",
     }

@@ -6,15 +6,17 @@ import contextlib
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from impl.nn.unet import set_norm_recompute
 from impl.train.backend_flags import BackendFlags, apply_backend_flags, set_backend_flags
 from impl.train.batches import InMemoryData
 from impl.train.checkpoint import (
@@ -79,6 +81,48 @@ class AutocastModel(nn.Module):
         return out.float()
 
 
+# The per-sample losses of (x_0, t, ε, model_kwargs): {"loss": (B,), and "mse" / "vb" where they apply}.
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]], dict[str, torch.Tensor]]
+# torch.compile modes that replay CUDA graphs on CUDA (their outputs live in a pool the next replay reuses).
+CUDA_GRAPH_COMPILE_MODES = frozenset({"reduce-overhead", "max-autotune"})
+_mark_cuda_graph_step_begin: Callable[[], None] = torch.compiler.cudagraph_mark_step_begin
+
+_Compilable = TypeVar("_Compilable")
+
+
+def per_sample_loss_fn(diffusion: Diffusion, model: nn.Module) -> LossFn:
+    """The function ``compile_scope="loss"`` compiles: ``diffusion.training_losses(model, x, t, ...)``
+    with ``model`` (the autocast wrapper of the network) inside, so q_sample, the network and the whole
+    loss (L_simple / L_vlb / L_hybrid [S21]–[S23]) are traced as one graph."""
+
+    def losses(
+        x_start: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, model_kwargs: dict[str, Any]
+    ) -> dict[str, torch.Tensor]:
+        return diffusion.training_losses(model, x_start, t, model_kwargs=model_kwargs, noise=noise)
+
+    return losses
+
+
+def _warm_device_caches(diffusion: Diffusion, x: torch.Tensor) -> None:
+    """``diffusion.prepare_device_caches(x)`` where the diffusion has it (``GaussianDiffusion`` and
+    ``SpacedDiffusion`` do): builds the lazily cached device tables before a compiled loss is traced, so
+    the second call does not recompile.  A diffusion without such caches needs nothing."""
+    prepare = getattr(diffusion, "prepare_device_caches", None)
+    if prepare is not None:
+        prepare(x)
+
+
+def compile_with(config: TrainConfig, target: _Compilable) -> _Compilable:
+    """``torch.compile(target)`` on ``config.compile_backend`` and ``config.compile_mode`` ("" = unset);
+    never ``fullgraph``: DDP's forward (its reducer calls) breaks the graph, and its network is split at
+    the gradient buckets."""
+    mode = config.compile_mode or None
+    compiled: _Compilable = torch.compile(  # type: ignore[call-overload]
+        target, backend=config.compile_backend, mode=mode
+    )
+    return compiled
+
+
 @dataclass
 class TrainResult:
     step: int
@@ -130,6 +174,8 @@ class Trainer:
         self.model = model.to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if config.recompute_norms:
+            set_norm_recompute(self.model, True)
         self.params = list(self.model.parameters())
         self.policy = PrecisionPolicy.create(config.precision, self.device)
         self.ddp: DistributedDataParallel | None = None
@@ -139,9 +185,16 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
             inner = self.ddp
-        if config.compile:
-            inner = torch.compile(inner)  # type: ignore[assignment]
+        if config.compile and config.compile_scope == "model":
+            inner = compile_with(config, inner)
         self.train_model = AutocastModel(inner, self.policy)
+        # ``loss_fn`` is the eager per-sample loss; ``step_loss_fn`` is what train_step calls (the same
+        # function compiled as one graph under compile_scope="loss").
+        self.loss_fn: LossFn = per_sample_loss_fn(diffusion, self.train_model)
+        self.loss_compiled = config.compile and config.compile_scope == "loss"
+        self.step_loss_fn: LossFn = compile_with(config, self.loss_fn) if self.loss_compiled else self.loss_fn
+        graph_mode = config.compile_mode in CUDA_GRAPH_COMPILE_MODES
+        self._loss_cuda_graphs = self.loss_compiled and self.device.type == "cuda" and graph_mode
         self.optimizer = build_adamw(
             self.params, config.optimizer_impl, self.device, lr=config.lr, weight_decay=config.weight_decay
         )
@@ -169,6 +222,19 @@ class Trainer:
         if self.saved_backend_flags is not None:
             set_backend_flags(self.saved_backend_flags)
             self.saved_backend_flags = None
+
+    def _losses(
+        self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, kwargs: dict[str, Any]
+    ) -> dict[str, torch.Tensor]:
+        """The per-sample loss dict of one microbatch through ``step_loss_fn``."""
+        if not self.loss_compiled:
+            return self.step_loss_fn(x, t, noise, kwargs)
+        _warm_device_caches(self.diffusion, x)
+        if not self._loss_cuda_graphs:
+            return self.step_loss_fn(x, t, noise, kwargs)
+        _mark_cuda_graph_step_begin()
+        # The graph's outputs are overwritten by the next replay; the losses outlive it (metrics, sampler).
+        return {name: value.clone() for name, value in self.step_loss_fn(x, t, noise, kwargs).items()}
 
     def train_step(self) -> None:
         """One optimisation step on the global batch of ``self.step``."""
@@ -207,9 +273,7 @@ class Trainer:
             defer = self.ddp is not None and not sync_now
             with self.ddp.no_sync() if (defer and self.ddp is not None) else contextlib.nullcontext():
                 kwargs = self._model_kwargs(None if labels is None else labels[start:end])
-                losses = self.diffusion.training_losses(
-                    self.train_model, x[start:end], t[start:end], model_kwargs=kwargs, noise=noise[start:end]
-                )
+                losses = self._losses(x[start:end], t[start:end], noise[start:end], kwargs)
                 # mean over the microbatch times its share of the local batch = sum / local
                 loss = (losses["loss"] * w[start:end]).sum() / local
                 self.policy.scale(loss).backward()  # type: ignore[no-untyped-call]

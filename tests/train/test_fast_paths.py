@@ -238,3 +238,14 @@ def test_trainer_applies_backend_flags_on_cuda() -> None:
         assert current_backend_flags() == before
     finally:
         set_backend_flags(before)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_recompute_norms_trains_bit_identically(precision: str) -> None:
+    """``TrainConfig.recompute_norms`` switches the U-Net's segments to recomputation and changes nothing
+    numerically: same weights after two AdamW steps (the recomputed forward values are the stored ones)."""
+    plain = _trainer(_unet(), (3, 8, 8), precision=precision)
+    fast = _trainer(_unet(), (3, 8, 8), precision=precision, recompute_norms=True)
+    assert fast.model.recompute_norms and not plain.model.recompute_norms
+    for a, b in zip(_steps(plain, 2), _steps(fast, 2), strict=True):
+        assert torch.equal(a, b)
