@@ -11,24 +11,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from benchmarks import configs
 from impl.diffusion import create_named_schedule_sampler
 from impl.factory import create_model_and_diffusion
 from impl.train import DistContext, InMemoryData, TrainConfig, Trainer
 from impl.train.batches import copy_without_host_sync
 
-TINY_FLAGS = {
-    "image_size": 8,
-    "num_channels": 32,
-    "num_res_blocks": 1,
-    "channel_mult": "1,2",
-    "attention_resolutions": "4",
-    "num_heads": 2,
-    "learn_sigma": True,
-    "diffusion_steps": 50,
-    "noise_schedule": "cosine",
-    "use_scale_shift_norm": True,
-    "dropout": 0.1,
-}
+# The benchmark suite's tiny CIFAR-10 stand-in (learned σ, scale-shift norm, dropout, attention) at T = 50.
+TINY_FLAGS = {**configs.CIFAR10_TINY.flags, "diffusion_steps": 50}
 
 
 def _trainer(device: torch.device, precision: str) -> Trainer:
