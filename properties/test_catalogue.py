@@ -97,6 +97,10 @@ EXCLUDED: dict[str, str] = {
     "ScheduleSampler.weights": "abstract; both implementations (Uniform, LossSecondMoment) are catalogued",
     "LossSecondMomentResampler.state_dict": "checkpoint persistence, no math: tested in test_samplers",
     "LossSecondMomentResampler.load_state_dict": "checkpoint persistence, no math: tested in test_samplers",
+    "GaussianDiffusion.prepare_device_caches": "builds cached device tables (catalogued: 'tables') before a "
+    "compiled trace; its effect, no recompile, is tested in test_compiled_sampling (one graph per loop)",
+    "SpacedDiffusion.prepare_device_caches": "adds the timestep map to the above; the one-graph test of "
+    "test_compiled_sampling runs a respaced process and fails without it",
 }
 
 
