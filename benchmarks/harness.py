@@ -34,10 +34,11 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from impl.train.config import COMPILE_BACKENDS
+
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 MODE_NAMES: tuple[str, ...] = ("eager_fp32", "fast")
-COMPILE_BACKENDS: tuple[str, ...] = ("inductor", "aot_eager", "eager")
 SCALE_NAMES: tuple[str, ...] = ("paper", "tiny")
 GIB = float(2**30)
 

@@ -27,7 +27,7 @@ Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]], dict
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 # A new CUDA-graph step: outputs of the previous replay may be overwritten from here on.
-_mark_cuda_graph_step_begin: Callable[[], None] = torch.compiler.cudagraph_mark_step_begin
+mark_cuda_graph_step_begin: Callable[[], None] = torch.compiler.cudagraph_mark_step_begin
 
 
 class StepRunner(Protocol):
@@ -126,7 +126,7 @@ class CompiledStepRunner:
             self._compiled[key] = entry
         compiled, uses_cuda_graphs = entry
         if uses_cuda_graphs:
-            _mark_cuda_graph_step_begin()
+            mark_cuda_graph_step_begin()
         out = compiled(x, t, noise, dict(model_kwargs or {}))
         if out["sample"].dtype != noise.dtype:
             raise ValueError(

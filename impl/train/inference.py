@@ -15,6 +15,7 @@ from torch import nn
 
 from impl.sampling.compiled import CompiledStepRunner
 from impl.train.checkpoint import STATE_FILENAME, find_checkpoint_dir, read_state_json
+from impl.train.config import COMPILE_BACKENDS as TRAIN_COMPILE_BACKENDS
 from impl.train.config import PRECISIONS, ema_rate_name, parse_ema_rates
 from impl.train.errors import CheckpointError
 from impl.train.flags import build_diffusion, build_model_and_diffusion
@@ -26,7 +27,7 @@ from impl.train.trainer import AutocastModel
 INFERENCE_OVERRIDABLE = frozenset({"timestep_respacing", "use_checkpoint", "dropout"})
 
 # torch.compile backends `iddpm sample --compile` accepts for its CompiledStepRunner.
-COMPILE_BACKENDS: tuple[str, ...] = ("inductor", "aot_eager", "eager", "cudagraphs")
+COMPILE_BACKENDS: tuple[str, ...] = (*TRAIN_COMPILE_BACKENDS, "cudagraphs")
 
 
 @dataclass

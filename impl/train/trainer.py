@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from impl.nn.unet import set_norm_recompute
+from impl.sampling.compiled import CUDA_GRAPH_MODES, mark_cuda_graph_step_begin
 from impl.train.backend_flags import BackendFlags, apply_backend_flags, set_backend_flags
 from impl.train.batches import InMemoryData
 from impl.train.checkpoint import (
@@ -83,9 +84,6 @@ class AutocastModel(nn.Module):
 
 # The per-sample losses of (x_0, t, ε, model_kwargs): {"loss": (B,), and "mse" / "vb" where they apply}.
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]], dict[str, torch.Tensor]]
-# torch.compile modes that replay CUDA graphs on CUDA (their outputs live in a pool the next replay reuses).
-CUDA_GRAPH_COMPILE_MODES = frozenset({"reduce-overhead", "max-autotune"})
-_mark_cuda_graph_step_begin: Callable[[], None] = torch.compiler.cudagraph_mark_step_begin
 
 _Compilable = TypeVar("_Compilable")
 
@@ -193,7 +191,7 @@ class Trainer:
         self.loss_fn: LossFn = per_sample_loss_fn(diffusion, self.train_model)
         self.loss_compiled = config.compile and config.compile_scope == "loss"
         self.step_loss_fn: LossFn = compile_with(config, self.loss_fn) if self.loss_compiled else self.loss_fn
-        graph_mode = config.compile_mode in CUDA_GRAPH_COMPILE_MODES
+        graph_mode = config.compile_mode in CUDA_GRAPH_MODES
         self._loss_cuda_graphs = self.loss_compiled and self.device.type == "cuda" and graph_mode
         self.optimizer = build_adamw(
             self.params, config.optimizer_impl, self.device, lr=config.lr, weight_decay=config.weight_decay
@@ -232,7 +230,7 @@ class Trainer:
         _warm_device_caches(self.diffusion, x)
         if not self._loss_cuda_graphs:
             return self.step_loss_fn(x, t, noise, kwargs)
-        _mark_cuda_graph_step_begin()
+        mark_cuda_graph_step_begin()
         # The graph's outputs are overwritten by the next replay; the losses outlive it (metrics, sampler).
         return {name: value.clone() for name, value in self.step_loss_fn(x, t, noise, kwargs).items()}
 
