@@ -22,6 +22,7 @@ demo: venv
 
 lint: venv
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 typecheck: venv
 	$(PY) -m mypy --strict reference impl

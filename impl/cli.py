@@ -65,49 +65,93 @@ def _add_train_parser(sub: Any) -> None:
     )
     add_dict_to_argparser(p, train_model_defaults())
     g = p.add_argument_group("training")
-    g.add_argument("--data", "--data_dir", dest="data", default=d.data,
-                   help="'digits', 'digits:train', 'digits:held_out', an image folder or an .npz file")
+    g.add_argument(
+        "--data",
+        "--data_dir",
+        dest="data",
+        default=d.data,
+        help="'digits', 'digits:train', 'digits:held_out', an image folder or an .npz file",
+    )
     g.add_argument("--out_dir", default=d.out_dir, help="run directory (default runs/<data>-<time>)")
     g.add_argument("--batch_size", type=int, default=d.batch_size, help="global batch (split across ranks)")
     g.add_argument("--microbatch", type=int, default=d.microbatch, help="per-rank microbatch; -1: off")
     g.add_argument("--lr", type=float, default=d.lr)
     g.add_argument("--weight_decay", type=float, default=d.weight_decay)
     g.add_argument("--max_steps", type=int, default=d.max_steps, help="number of optimisation steps")
-    g.add_argument("--lr_anneal_steps", type=int, default=None,
-                   help="linear LR decay horizon (default: max_steps; 0: constant LR)")
+    g.add_argument(
+        "--lr_anneal_steps",
+        type=int,
+        default=None,
+        help="linear LR decay horizon (default: max_steps; 0: constant LR)",
+    )
     g.add_argument("--ema_rate", default=d.ema_rate, help="comma-separated EMA rates, e.g. 0.9999,0.999")
     g.add_argument("--schedule_sampler", default=d.schedule_sampler, choices=SCHEDULE_SAMPLERS)
     g.add_argument("--grad_clip", type=float, default=d.grad_clip, help="max global grad norm; 0: off")
     g.add_argument("--precision", default=d.precision, choices=PRECISIONS)
     _add_bool(g, "use_fp16", False, "the original flag: same as --precision fp16")
     _add_bool(g, "compile", d.compile, "torch.compile the model")
-    g.add_argument("--compile_scope", default=d.compile_scope, choices=COMPILE_SCOPES,
-                   help="with --compile: the network alone, or the whole per-sample loss as one graph")
-    g.add_argument("--compile_backend", default=d.compile_backend, choices=COMPILE_BACKENDS,
-                   help="torch.compile backend of --compile")
-    g.add_argument("--compile_mode", default=d.compile_mode, choices=COMPILE_MODES,
-                   help="torch.compile mode of --compile ('': its default; the others need inductor)")
+    g.add_argument(
+        "--compile_scope",
+        default=d.compile_scope,
+        choices=COMPILE_SCOPES,
+        help="with --compile: the network alone, or the whole per-sample loss as one graph",
+    )
+    g.add_argument(
+        "--compile_backend",
+        default=d.compile_backend,
+        choices=COMPILE_BACKENDS,
+        help="torch.compile backend of --compile",
+    )
+    g.add_argument(
+        "--compile_mode",
+        default=d.compile_mode,
+        choices=COMPILE_MODES,
+        help="torch.compile mode of --compile ('': its default; the others need inductor)",
+    )
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--log_interval", type=int, default=d.log_interval)
     g.add_argument("--save_interval", type=int, default=d.save_interval, help="0: only at the end")
-    g.add_argument("--sample_interval", type=int, default=d.sample_interval,
-                   help="steps between EMA sample grids; 0: only at the end")
+    g.add_argument(
+        "--sample_interval",
+        type=int,
+        default=d.sample_interval,
+        help="steps between EMA sample grids; 0: only at the end",
+    )
     g.add_argument("--num_grid_samples", type=int, default=d.num_grid_samples, help="0: no grids")
-    g.add_argument("--grid_respacing", default=d.grid_respacing,
-                   help="timestep_respacing used for the sample grids ('' = all steps)")
+    g.add_argument(
+        "--grid_respacing",
+        default=d.grid_respacing,
+        help="timestep_respacing used for the sample grids ('' = all steps)",
+    )
     g.add_argument("--keep_checkpoints", type=int, default=d.keep_checkpoints)
     _add_bool(g, "random_flip", d.random_flip, "flip images left-right at random")
     _add_bool(g, "progress", d.progress, "show a progress bar")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--optimizer_impl", default=d.optimizer_impl, choices=OPTIMIZER_IMPLS,
-                   help="AdamW kernels: auto (fused on CUDA), fused, foreach or for-loop")
+    g.add_argument(
+        "--optimizer_impl",
+        default=d.optimizer_impl,
+        choices=OPTIMIZER_IMPLS,
+        help="AdamW kernels: auto (fused on CUDA), fused, foreach or for-loop",
+    )
     _add_bool(g, "channels_last", d.channels_last, "model, batch and noise in channels-last layout")
-    _add_bool(g, "recompute_norms", d.recompute_norms,
-              "rerun the U-Net's norm/SiLU segments in backward instead of storing them (less memory)")
+    _add_bool(
+        g,
+        "recompute_norms",
+        d.recompute_norms,
+        "rerun the U-Net's norm/SiLU segments in backward instead of storing them (less memory)",
+    )
     _add_bool(g, "allow_tf32", d.allow_tf32, "CUDA only: TF32 for float32 matmuls and convolutions")
     _add_bool(g, "cudnn_benchmark", d.cudnn_benchmark, "CUDA only: cuDNN autotuning of convolutions")
-    g.add_argument("--resume", "--resume_checkpoint", dest="resume", nargs="?", const="auto", default=None,
-                   metavar="PATH", help="continue a run (PATH: run dir or checkpoint; bare: --out_dir)")
+    g.add_argument(
+        "--resume",
+        "--resume_checkpoint",
+        dest="resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="PATH",
+        help="continue a run (PATH: run dir or checkpoint; bare: --out_dir)",
+    )
 
 
 def _add_model_source(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -116,8 +160,13 @@ def _add_model_source(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     from impl.train.config import PRECISIONS
 
     add_dict_to_argparser(p, model_and_diffusion_defaults())
-    p.add_argument("--checkpoint", "--model_path", dest="checkpoint", required=True,
-                   help="run dir, checkpoints/step_N dir, or a .pt/.safetensors state dict")
+    p.add_argument(
+        "--checkpoint",
+        "--model_path",
+        dest="checkpoint",
+        required=True,
+        help="run dir, checkpoints/step_N dir, or a .pt/.safetensors state dict",
+    )
     _add_bool(p, "use_ema", True, "use EMA weights of a run checkpoint")
     p.add_argument("--ema_rate", default="", help="which EMA (default: the run's first rate)")
     _add_bool(p, "clip_denoised", True, "clip predicted x_0 to [-1, 1]")
@@ -126,8 +175,12 @@ def _add_model_source(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     p.add_argument("--device", default="auto")
     p.add_argument("--output", default="", help="output file")
     g = p.add_argument_group("speed (the defaults are the plain path; see docs/training.md)")
-    g.add_argument("--precision", default="fp32", metavar="{" + ",".join(PRECISIONS) + "}",
-                   help="network under bf16/fp16 autocast; the diffusion math stays float32")
+    g.add_argument(
+        "--precision",
+        default="fp32",
+        metavar="{" + ",".join(PRECISIONS) + "}",
+        help="network under bf16/fp16 autocast; the diffusion math stays float32",
+    )
     _add_bool(g, "channels_last", False, "model weights (and sampler noise) in channels-last layout")
     _add_bool(g, "allow_tf32", False, "CUDA only: TF32 for float32 matmuls and convolutions")
     _add_bool(g, "cudnn_benchmark", False, "CUDA only: cuDNN autotuning of convolutions")
@@ -148,15 +201,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grid", default="", help="PNG grid path (default: next to the .npz)")
     _add_bool(s, "progress", True, "show a progress bar")
     _add_bool(s_speed, "compile", False, "run each reverse step through torch.compile (CUDA graphs on CUDA)")
-    s_speed.add_argument("--compile_backend", default="inductor",
-                   help="torch.compile backend of --compile: inductor, aot_eager, eager or cudagraphs")
+    s_speed.add_argument(
+        "--compile_backend",
+        default="inductor",
+        help="torch.compile backend of --compile: inductor, aot_eager, eager or cudagraphs",
+    )
 
     n = sub.add_parser("nll", help="NLL bound in bits/dim over a data split, as JSON")
     n_speed = _add_model_source(n)
     n.add_argument("--data", default="digits:held_out")
     n.add_argument("--num_samples", type=int, default=0, help="images to evaluate; 0: all")
-    n_speed.add_argument("--timestep_batch", type=int, default=1,
-                   help="timesteps per network call (a speed option; same values)")
+    n_speed.add_argument(
+        "--timestep_batch",
+        type=int,
+        default=1,
+        help="timesteps per network call (a speed option; same values)",
+    )
 
     e = sub.add_parser("evaluate", help="digits classifier score + Fréchet distance of a samples .npz")
     e.add_argument("samples", help=".npz with arr_0 = uint8 NHWC images")
@@ -213,11 +273,17 @@ def cmd_train(args: argparse.Namespace, explicit: set[str]) -> int:
     if result.checkpoint is not None:
         run_dir = result.checkpoint.parent.parent
         if result.stopped_early:
-            print(f"{PROG}: stopped at step {result.step}; checkpoint saved to {result.checkpoint}; "
-                  f"continue with: {PROG} train --resume {run_dir}", file=sys.stderr)
+            print(
+                f"{PROG}: stopped at step {result.step}; checkpoint saved to {result.checkpoint}; "
+                f"continue with: {PROG} train --resume {run_dir}",
+                file=sys.stderr,
+            )
         else:
-            print(f"{PROG}: trained {result.step} steps; run directory {run_dir} "
-                  f"(checkpoints/, samples/, log.jsonl)", file=sys.stderr)
+            print(
+                f"{PROG}: trained {result.step} steps; run directory {run_dir} "
+                f"(checkpoints/, samples/, log.jsonl)",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -278,11 +344,23 @@ def cmd_sample(args: argparse.Namespace, explicit: set[str]) -> int:
     device = _device(args.device)
     with _backend_flags(args, device):
         images, labels = generate_samples(
-            loaded.model, loaded.diffusion, num_samples=args.num_samples, batch_size=args.batch_size,
-            shape=(channels, size, size), use_ddim=args.use_ddim, eta=args.eta,
-            clip_denoised=args.clip_denoised, num_classes=num_classes, class_label=args.class_label,
-            seed=args.seed, device=device, progress=args.progress, precision=args.precision,
-            channels_last=args.channels_last, compile=args.compile, compile_backend=args.compile_backend,
+            loaded.model,
+            loaded.diffusion,
+            num_samples=args.num_samples,
+            batch_size=args.batch_size,
+            shape=(channels, size, size),
+            use_ddim=args.use_ddim,
+            eta=args.eta,
+            clip_denoised=args.clip_denoised,
+            num_classes=num_classes,
+            class_label=args.class_label,
+            seed=args.seed,
+            device=device,
+            progress=args.progress,
+            precision=args.precision,
+            channels_last=args.channels_last,
+            compile=args.compile,
+            compile_backend=args.compile_backend,
         )
     npz.parent.mkdir(parents=True, exist_ok=True)
     save_npz_atomic(npz, images, labels)
@@ -304,22 +382,35 @@ def cmd_nll(args: argparse.Namespace, explicit: set[str]) -> int:
         raise ValueError(f"--num_samples must be >= 0 (0: all), got {args.num_samples}")
     _check_choice("precision", args.precision, PRECISIONS)
     if args.timestep_batch < 1:
-        raise ValueError(f"--timestep_batch must be an integer >= 1 (timesteps per network call), "
-                         f"got {args.timestep_batch}")
+        raise ValueError(
+            f"--timestep_batch must be an integer >= 1 (timesteps per network call), "
+            f"got {args.timestep_batch}"
+        )
     _check_output_folder(args.output)
     loaded = _load(args, explicit)
     flags = loaded.flags
     class_cond = bool(flags.get("class_cond"))
-    dataset = load_data(args.data, image_size=int(flags["image_size"]), class_cond=class_cond,
-                        channels=int(flags["in_channels"]))
+    dataset = load_data(
+        args.data,
+        image_size=int(flags["image_size"]),
+        class_cond=class_cond,
+        channels=int(flags["in_channels"]),
+    )
     device: torch.device = _device(args.device)
-    model = inference_model(loaded.model, precision=args.precision, channels_last=args.channels_last,
-                            device=device)
+    model = inference_model(
+        loaded.model, precision=args.precision, channels_last=args.channels_last, device=device
+    )
     with _backend_flags(args, device):
         result = nll_bound(
-            model, loaded.diffusion, dataset, batch_size=args.batch_size,
-            num_samples=args.num_samples or None, clip_denoised=args.clip_denoised, device=device,
-            generator=seeded_generator(args.seed, device), class_cond=class_cond,
+            model,
+            loaded.diffusion,
+            dataset,
+            batch_size=args.batch_size,
+            num_samples=args.num_samples or None,
+            clip_denoised=args.clip_denoised,
+            device=device,
+            generator=seeded_generator(args.seed, device),
+            class_cond=class_cond,
             timestep_batch=args.timestep_batch,
         )
     result["config"].update(precision=args.precision, channels_last=bool(args.channels_last))

@@ -87,8 +87,9 @@ def prior_terms(tab: Any, x_start: FloatArray) -> FloatArray:
     return mean_flat(kl_terms(np.full(x_start.shape, log_var), np.zeros(x_start.shape))) / LN2
 
 
-def guided_xstart_terms(tab: Any, out: dict[str, Any], x_t: FloatArray, t: NDArray[np.int64], grad: FloatArray
-                        ) -> FloatArray:
+def guided_xstart_terms(
+    tab: Any, out: dict[str, Any], x_t: FloatArray, t: NDArray[np.int64], grad: FloatArray
+) -> FloatArray:
     """√(1/ᾱ)|x_t| + √(1/ᾱ − 1)(|ε̂| + √(1 − ᾱ)|g|): the terms of the score-guided x̂_0 (SPEC §7) that cancel.
 
     condition_score goes x̂_0 → ε̂ [S9] → ε̂ − √(1 − ᾱ)·g → x̂_0' [S9].  A perturbation of x_t enters both

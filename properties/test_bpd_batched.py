@@ -99,7 +99,9 @@ def test_timestep_batch_must_be_a_positive_int(bad: object) -> None:
     diffusion = impl_diffusion(sp.ProcessSpec("cosine", 4, None, "EPSILON", "FIXED_SMALL", "MSE", False))
     with pytest.raises(ValueError, match="timestep_batch"):
         diffusion.calc_bpd_loop(
-            lambda x, t: x, torch.zeros(1, 1, 1, 1), timestep_batch=bad  # type: ignore[arg-type]
+            lambda x, t: x,
+            torch.zeros(1, 1, 1, 1),
+            timestep_batch=bad,  # type: ignore[arg-type]
         )
 
 

@@ -93,7 +93,6 @@ def test_update_with_local_losses_never_reads_values_on_the_host(monkeypatch: py
     sampler.sample(8, "cpu")
 
 
-
 def test_update_loss_history_traces_into_one_static_graph() -> None:
     """The device-side history update has no data-dependent shape: `torch.compile(fullgraph=True)` traces
     it into one graph whose every intermediate has a static shape (bincount gave an unbacked size, which

@@ -137,7 +137,10 @@ def nll_bound(
             model_kwargs["y"] = torch.from_numpy(dataset.labels[start:stop].copy()).to(device)
         with torch.no_grad():
             out = diffusion.calc_bpd_loop(
-                model, x_start, clip_denoised=clip_denoised, model_kwargs=model_kwargs,
+                model,
+                x_start,
+                clip_denoised=clip_denoised,
+                model_kwargs=model_kwargs,
                 generator=generator,
                 timestep_batch=timestep_batch,
             )

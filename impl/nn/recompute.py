@@ -21,9 +21,7 @@ from torch.utils.checkpoint import checkpoint
 __all__ = ["run_segment"]
 
 
-def run_segment(
-    segment: Callable[..., torch.Tensor], *inputs: torch.Tensor, recompute: bool
-) -> torch.Tensor:
+def run_segment(segment: Callable[..., torch.Tensor], *inputs: torch.Tensor, recompute: bool) -> torch.Tensor:
     """``segment(*inputs)``; when ``recompute`` and gradients are enabled, its intermediates are not stored
     but recomputed in the backward pass (identical values, see the module docstring)."""
     if recompute and torch.is_grad_enabled():

@@ -115,7 +115,10 @@ class ResBlock(TimestepBlock):
         if self.use_scale_shift_norm:
             scale, shift = emb_out.chunk(2, dim=1)
             h = run_segment(
-                lambda v, s, b: out_drop(out_act(out_norm(v) * (1 + s) + b)), h, scale, shift,
+                lambda v, s, b: out_drop(out_act(out_norm(v) * (1 + s) + b)),
+                h,
+                scale,
+                shift,
                 recompute=recompute,
             )
         else:

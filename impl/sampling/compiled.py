@@ -113,9 +113,14 @@ class CompiledStepRunner:
         return compiled, uses_cuda_graphs
 
     def _run(
-        self, diffusion: GaussianDiffusion, key: tuple[Any, ...], make: Callable[[], Step], x: torch.Tensor,
+        self,
+        diffusion: GaussianDiffusion,
+        key: tuple[Any, ...],
+        make: Callable[[], Step],
+        x: torch.Tensor,
         t: torch.Tensor,
-        noise: torch.Tensor, model_kwargs: dict[str, Any] | None,
+        noise: torch.Tensor,
+        model_kwargs: dict[str, Any] | None,
     ) -> dict[str, torch.Tensor]:
         # Build the diffusion's device caches for x eagerly: created inside the first trace, a cache entry
         # would fail that trace's guard on the next step and force a recompile (a second CUDA-graph capture).

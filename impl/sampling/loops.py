@@ -117,7 +117,6 @@ def p_sample_loop_progressive(
         x = out["sample"]
 
 
-
 def _final_sample(steps: Iterator[dict[str, torch.Tensor]]) -> torch.Tensor:
     """The sample of the last step of a progressive loop."""
     final: dict[str, torch.Tensor] | None = None

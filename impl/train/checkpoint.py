@@ -153,7 +153,7 @@ def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
     for child in root.iterdir():
         if child.name.startswith("step_") and (child / STATE_FILENAME).is_file():
             try:
-                found.append((int(child.name[len("step_"):]), child))
+                found.append((int(child.name[len("step_") :]), child))
             except ValueError:
                 continue
     return sorted(found)

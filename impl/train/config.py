@@ -18,7 +18,11 @@ COMPILE_SCOPES: tuple[str, ...] = ("model", "loss")
 COMPILE_BACKENDS: tuple[str, ...] = ("inductor", "aot_eager", "eager")
 # "" leaves torch.compile's mode unset (its default); the named modes are inductor's.
 COMPILE_MODES: tuple[str, ...] = (
-    "", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
+    "",
+    "default",
+    "reduce-overhead",
+    "max-autotune",
+    "max-autotune-no-cudagraphs",
 )
 
 

@@ -224,8 +224,16 @@ def generate_samples(
         loop = diffusion.ddim_sample_loop if use_ddim else diffusion.p_sample_loop
         extra: dict[str, Any] = {"eta": eta} if use_ddim else {}
         x = loop(
-            net, (n, *shape), noise=noise, clip_denoised=clip_denoised, model_kwargs=kwargs, progress=False,
-            generator=gen, device=device, step_runner=runner, **extra,
+            net,
+            (n, *shape),
+            noise=noise,
+            clip_denoised=clip_denoised,
+            model_kwargs=kwargs,
+            progress=False,
+            generator=gen,
+            device=device,
+            step_runner=runner,
+            **extra,
         )
         pixels = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
         images.append(np.ascontiguousarray(pixels.cpu().numpy()))

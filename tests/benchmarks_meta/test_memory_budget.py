@@ -20,8 +20,9 @@ def test_state_bytes_formula() -> None:
     # float32 params + grads + 2 Adam moments + 1 EMA = 20 B per parameter; bf16 adds a 2-byte weight copy
     assert state_bytes(1000, "fp32") == 20_000
     assert state_bytes(1000, "bf16") == 22_000
-    budget = ActivationBudget("fp32", False, per_image_bytes=2**20, per_image_float32_bytes=2**20,
-                              fixed_bytes=0)
+    budget = ActivationBudget(
+        "fp32", False, per_image_bytes=2**20, per_image_float32_bytes=2**20, fixed_bytes=0
+    )
     assert projected_peak_gib(budget, 1000, batch=128) == (20_000 + 128 * 2**20) / GIB
 
 

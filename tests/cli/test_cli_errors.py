@@ -34,7 +34,10 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_dashes_in_flag_names_are_accepted() -> None:
     assert normalize_flag_spelling(["--image-size", "8", "--lr-anneal-steps=3", "-1"]) == [
-        "--image_size", "8", "--lr_anneal_steps=3", "-1"
+        "--image_size",
+        "8",
+        "--lr_anneal_steps=3",
+        "-1",
     ]
     assert explicit_flags(["train", "--image_size", "8", "--lr", "1e-3"]) == {"image_size", "lr"}
 
@@ -115,8 +118,12 @@ def test_run_directory_layout(trained_run: Path) -> None:
     config = json.loads((trained_run / "config.json").read_text())
     assert config["model_flags"]["in_channels"] == 1 and config["max_steps"] == 2
     step_dir = trained_run / "checkpoints" / "step_0000002"
-    assert {p.name for p in step_dir.iterdir()} >= {"model.safetensors", "optimizer.safetensors",
-                                                     "state.json", "ema_0.9999.safetensors"}
+    assert {p.name for p in step_dir.iterdir()} >= {
+        "model.safetensors",
+        "optimizer.safetensors",
+        "state.json",
+        "ema_0.9999.safetensors",
+    }
     assert (trained_run / "samples" / "step_0000002.png").is_file()
     log = [json.loads(line) for line in (trained_run / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 2

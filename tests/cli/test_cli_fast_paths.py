@@ -29,8 +29,15 @@ from impl.train.seeding import derive_seed, seeded_generator
 from properties.tolerances import tolerance
 
 MODEL = {
-    "image_size": 8, "in_channels": 1, "num_channels": 32, "num_res_blocks": 1, "attention_resolutions": "4",
-    "channel_mult": "1,2", "learn_sigma": True, "diffusion_steps": 20, "noise_schedule": "cosine",
+    "image_size": 8,
+    "in_channels": 1,
+    "num_channels": 32,
+    "num_res_blocks": 1,
+    "attention_resolutions": "4",
+    "channel_mult": "1,2",
+    "learn_sigma": True,
+    "diffusion_steps": 20,
+    "noise_schedule": "cosine",
     "class_cond": True,
 }
 MODEL_FLAGS = [token for name, value in MODEL.items() for token in (f"--{name}", str(value))]
@@ -60,9 +67,25 @@ def _model(checkpoint: str) -> torch.nn.Module:
 
 
 def sample(checkpoint: str, out: Path, *extra: str) -> U8:
-    argv = ["sample", "--checkpoint", checkpoint, *MODEL_FLAGS, "--num_samples", str(NUM), "--batch_size",
-            str(NUM), "--seed", str(SEED), "--class_label", str(LABEL), "--progress", "False",
-            "--output", str(out), *extra]
+    argv = [
+        "sample",
+        "--checkpoint",
+        checkpoint,
+        *MODEL_FLAGS,
+        "--num_samples",
+        str(NUM),
+        "--batch_size",
+        str(NUM),
+        "--seed",
+        str(SEED),
+        "--class_label",
+        str(LABEL),
+        "--progress",
+        "False",
+        "--output",
+        str(out),
+        *extra,
+    ]
     assert main(argv) == 0
     with np.load(out) as f:
         images: U8 = f["arr_0"]
@@ -72,8 +95,19 @@ def sample(checkpoint: str, out: Path, *extra: str) -> U8:
 
 def nll(checkpoint: str, capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, Any]:
     capsys.readouterr()
-    argv = ["nll", "--checkpoint", checkpoint, *MODEL_FLAGS, "--num_samples", "4", "--batch_size", "2",
-            "--seed", "1", *extra]
+    argv = [
+        "nll",
+        "--checkpoint",
+        checkpoint,
+        *MODEL_FLAGS,
+        "--num_samples",
+        "4",
+        "--batch_size",
+        "2",
+        "--seed",
+        "1",
+        *extra,
+    ]
     assert main(argv) == 0
     result: dict[str, Any] = json.loads(capsys.readouterr().out)
     return result
@@ -95,8 +129,9 @@ def test_compiled_steps_write_the_eager_images_bit_for_bit(
     eager/aot_eager backends run the traced step with the eager kernels: same uint8 images, same seed
     (also under bf16 autocast with channels-last weights, the combination recommended on a GPU)."""
     plain = sample(checkpoint, tmp_path / "plain.npz", *extra)
-    compiled = sample(checkpoint, tmp_path / "compiled.npz", *extra, "--compile", "True",
-                      "--compile_backend", backend)
+    compiled = sample(
+        checkpoint, tmp_path / "compiled.npz", *extra, "--compile", "True", "--compile_backend", backend
+    )
     assert np.array_equal(compiled, plain)
 
 
@@ -166,26 +201,49 @@ def test_bf16_changes_pixels_only_as_bf16_rounding_explains(checkpoint: str, tmp
 
 
 def test_cuda_switches_are_accepted_and_change_nothing_on_the_cpu(checkpoint: str, tmp_path: Path) -> None:
-    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-              torch.backends.cudnn.benchmark)
+    before = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.benchmark,
+    )
     one = ["--timestep_respacing", "3"]
     plain = sample(checkpoint, tmp_path / "plain.npz", *one)
-    switched = sample(checkpoint, tmp_path / "switched.npz", *one, "--allow_tf32", "True",
-                      "--cudnn_benchmark", "True")
+    switched = sample(
+        checkpoint, tmp_path / "switched.npz", *one, "--allow_tf32", "True", "--cudnn_benchmark", "True"
+    )
     assert np.array_equal(switched, plain)
-    after = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.backends.cudnn.benchmark)
+    after = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.benchmark,
+    )
     assert after == before
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_switches_are_restored_after_the_command(checkpoint: str, tmp_path: Path) -> None:
-    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-              torch.backends.cudnn.benchmark)
-    sample(checkpoint, tmp_path / "cuda.npz", "--device", "cuda", "--timestep_respacing", "3",
-           "--allow_tf32", str(not before[0]), "--cudnn_benchmark", str(not before[2]))
-    after = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.backends.cudnn.benchmark)
+    before = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.benchmark,
+    )
+    sample(
+        checkpoint,
+        tmp_path / "cuda.npz",
+        "--device",
+        "cuda",
+        "--timestep_respacing",
+        "3",
+        "--allow_tf32",
+        str(not before[0]),
+        "--cudnn_benchmark",
+        str(not before[2]),
+    )
+    after = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.benchmark,
+    )
     assert after == before
 
 
@@ -211,8 +269,18 @@ def test_nll_timestep_batch_gives_the_same_bits_per_dim(
 def test_nll_precision_and_layout_flags_run_and_are_recorded(
     checkpoint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = nll(checkpoint, capsys, "--precision", "bf16", "--channels_last", "True",
-                 "--timestep_batch", "2", "--allow_tf32", "True")
+    result = nll(
+        checkpoint,
+        capsys,
+        "--precision",
+        "bf16",
+        "--channels_last",
+        "True",
+        "--timestep_batch",
+        "2",
+        "--allow_tf32",
+        "True",
+    )
     assert result["config"]["precision"] == "bf16" and result["config"]["channels_last"] is True
     assert math.isfinite(result["total_bpd"]) and len(result["vb_terms_bpd"]) == 20
 
@@ -228,7 +296,11 @@ def test_nll_precision_and_layout_flags_run_and_are_recorded(
     ],
 )
 def test_bad_speed_flag_values_exit_2_with_one_line(
-    checkpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, extra: list[str],
+    checkpoint: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    extra: list[str],
     needle: str,
 ) -> None:
     out = tmp_path / ("s.npz" if command == "sample" else "n.json")

@@ -36,11 +36,24 @@ def _load(path: Path) -> tuple[np.ndarray, np.ndarray | None]:  # type: ignore[t
         ["--timestep_respacing", "3,2", "--use_ema", "False", "--clip_denoised", "False"],
     ],
 )
-def test_sample_writes_npz_and_grid(run_dir: Path, tmp_path: Path, extra: list[str],
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_sample_writes_npz_and_grid(
+    run_dir: Path, tmp_path: Path, extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "s.npz"
-    argv = ["sample", "--checkpoint", str(run_dir), "--num_samples", "5", "--batch_size", "3",
-            "--output", str(out), "--progress", "False", *extra]
+    argv = [
+        "sample",
+        "--checkpoint",
+        str(run_dir),
+        "--num_samples",
+        "5",
+        "--batch_size",
+        "3",
+        "--output",
+        str(out),
+        "--progress",
+        "False",
+        *extra,
+    ]
     assert main(argv) == 0
     images, labels = _load(out)
     assert images.shape == (5, 8, 8, 1) and images.dtype == np.uint8
@@ -50,8 +63,19 @@ def test_sample_writes_npz_and_grid(run_dir: Path, tmp_path: Path, extra: list[s
 
 
 def test_same_seed_same_samples_and_class_label(run_dir: Path, tmp_path: Path) -> None:
-    base = ["sample", "--checkpoint", str(run_dir), "--num_samples", "4", "--progress", "False",
-            "--class_label", "7", "--timestep_respacing", "5"]
+    base = [
+        "sample",
+        "--checkpoint",
+        str(run_dir),
+        "--num_samples",
+        "4",
+        "--progress",
+        "False",
+        "--class_label",
+        "7",
+        "--timestep_respacing",
+        "5",
+    ]
     assert main([*base, "--output", str(tmp_path / "a.npz")]) == 0
     assert main([*base, "--output", str(tmp_path / "b.npz")]) == 0
     a, la = _load(tmp_path / "a.npz")
@@ -66,19 +90,58 @@ def test_sample_from_an_original_style_pt_state_dict(run_dir: Path, tmp_path: Pa
     torch.save(load_file(str(step_dir / "ema_0.9999.safetensors")), pt)
     flags = json.loads((run_dir / "config.json").read_text())["model_flags"]
     model_flags = [
-        "--image_size", "8", "--in_channels", "1", "--channel_mult", "1,2", "--learn_sigma", "True",
-        "--noise_schedule", "cosine", "--class_cond", "True", "--num_classes", str(flags["num_classes"]),
+        "--image_size",
+        "8",
+        "--in_channels",
+        "1",
+        "--channel_mult",
+        "1,2",
+        "--learn_sigma",
+        "True",
+        "--noise_schedule",
+        "cosine",
+        "--class_cond",
+        "True",
+        "--num_classes",
+        str(flags["num_classes"]),
     ]
-    tiny = [f for f in TINY_MODEL if f not in ("--batch_size", "8", "--log_interval", "2",
-                                                "--num_grid_samples", "4", "--ema_rate", "0.9999")]
+    tiny = [
+        f
+        for f in TINY_MODEL
+        if f
+        not in ("--batch_size", "8", "--log_interval", "2", "--num_grid_samples", "4", "--ema_rate", "0.9999")
+    ]
     out = tmp_path / "pt.npz"
-    argv = ["sample", "--checkpoint", str(pt), *model_flags, *tiny, "--num_samples", "2",
-            "--output", str(out)]
+    argv = [
+        "sample",
+        "--checkpoint",
+        str(pt),
+        *model_flags,
+        *tiny,
+        "--num_samples",
+        "2",
+        "--output",
+        str(out),
+    ]
     assert main(argv) == 0
     images, labels = _load(out)
     assert images.shape == (2, 8, 8, 1) and labels is not None
     # the same weights from the run directory give the same images
     ref = tmp_path / "ref.npz"
-    assert main(["sample", "--checkpoint", str(run_dir), "--num_samples", "2", "--output", str(ref),
-                 "--progress", "False"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(run_dir),
+                "--num_samples",
+                "2",
+                "--output",
+                str(ref),
+                "--progress",
+                "False",
+            ]
+        )
+        == 0
+    )
     assert np.array_equal(_load(ref)[0], images)

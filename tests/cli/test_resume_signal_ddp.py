@@ -60,8 +60,14 @@ def _env() -> dict[str, str]:
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     args = tiny_train(str(run_dir), "--max_steps", "100000", "--log_interval", "1", "--save_interval", "0")
-    proc = subprocess.Popen([sys.executable, "-m", "impl.cli", *args], cwd=tmp_path, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "impl.cli", *args],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         log = run_dir / "log.jsonl"
@@ -91,11 +97,30 @@ def _free_port() -> int:
 @pytest.mark.distributed
 def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     steps, lr = 1, 1e-2  # one step: see the ddp_params tolerance for why not more
-    args = ["--max_steps", str(steps), "--lr", str(lr), "--lr_anneal_steps", "0", "--device", "cpu",
-            "--num_grid_samples", "0"]
+    args = [
+        "--max_steps",
+        str(steps),
+        "--lr",
+        str(lr),
+        "--lr_anneal_steps",
+        "0",
+        "--device",
+        "cpu",
+        "--num_grid_samples",
+        "0",
+    ]
     assert main(tiny_train(str(tmp_path / "one"), *args)) == 0
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", "-m", "impl.cli", *tiny_train(str(tmp_path / "two"), *args)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        "-m",
+        "impl.cli",
+        *tiny_train(str(tmp_path / "two"), *args),
+    ]
     done = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     one = load_file(str(tmp_path / "one" / "checkpoints" / f"step_{steps:07d}" / "model.safetensors"))

@@ -55,9 +55,12 @@ class PointMLP(nn.Module):
         super().__init__()
         self.register_buffer("harmonics", math.pi * torch.arange(1, harmonics + 1, dtype=torch.float32))
         self.net = nn.Sequential(
-            nn.Linear(3 + 2 * harmonics, hidden), nn.SiLU(),
-            nn.Linear(hidden, hidden), nn.SiLU(),
-            nn.Linear(hidden, hidden), nn.SiLU(),
+            nn.Linear(3 + 2 * harmonics, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden),
+            nn.SiLU(),
             nn.Linear(hidden, 4),
         )
 

@@ -25,9 +25,28 @@ from impl.train.seeding import STREAM_INIT, derive_seed
 from tests.e2e.test_mixture_learning import _record
 
 TRAIN = [
-    "--num_channels", "32", "--num_res_blocks", "1", "--attention_resolutions", "",
-    "--diffusion_steps", "100", "--batch_size", "32", "--lr", "3e-3", "--ema_rate", "0.99",
-    "--max_steps", "400", "--log_interval", "100", "--num_grid_samples", "16", "--progress", "False",
+    "--num_channels",
+    "32",
+    "--num_res_blocks",
+    "1",
+    "--attention_resolutions",
+    "",
+    "--diffusion_steps",
+    "100",
+    "--batch_size",
+    "32",
+    "--lr",
+    "3e-3",
+    "--ema_rate",
+    "0.99",
+    "--max_steps",
+    "400",
+    "--log_interval",
+    "100",
+    "--num_grid_samples",
+    "16",
+    "--progress",
+    "False",
 ]
 NLL_IMAGES = 128
 
@@ -45,16 +64,42 @@ def test_nll_falls_far_below_its_value_at_initialisation(run_dir: Path, tmp_path
     torch.manual_seed(derive_seed(0, STREAM_INIT))  # the run's initialisation (--seed 0)
     init_model, diffusion = build_model_and_diffusion(flags)
     dataset = load_data("digits:held_out")
-    at_init = nll_bound(init_model.eval(), diffusion, dataset, batch_size=64, num_samples=NLL_IMAGES,
-                        device="cpu", generator=torch.Generator().manual_seed(0))
+    at_init = nll_bound(
+        init_model.eval(),
+        diffusion,
+        dataset,
+        batch_size=64,
+        num_samples=NLL_IMAGES,
+        device="cpu",
+        generator=torch.Generator().manual_seed(0),
+    )
     out = tmp_path / "nll.json"
-    assert main(["nll", "--checkpoint", str(run_dir), "--data", "digits:held_out", "--num_samples",
-                 str(NLL_IMAGES), "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "nll",
+                "--checkpoint",
+                str(run_dir),
+                "--data",
+                "digits:held_out",
+                "--num_samples",
+                str(NLL_IMAGES),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     trained = json.loads(out.read_text())
-    _record("digits_nll", {
-        "init_bpd": at_init["total_bpd"], "init_stderr": at_init["total_bpd_stderr"],
-        "trained_bpd": trained["total_bpd"], "trained_stderr": trained["total_bpd_stderr"],
-    })
+    _record(
+        "digits_nll",
+        {
+            "init_bpd": at_init["total_bpd"],
+            "init_stderr": at_init["total_bpd_stderr"],
+            "trained_bpd": trained["total_bpd"],
+            "trained_stderr": trained["total_bpd_stderr"],
+        },
+    )
     gap = at_init["total_bpd"] - trained["total_bpd"]
     assert gap > 1.0  # bits/dim: "well below"
     assert gap > 5 * (at_init["total_bpd_stderr"] + trained["total_bpd_stderr"])
@@ -63,8 +108,22 @@ def test_nll_falls_far_below_its_value_at_initialisation(run_dir: Path, tmp_path
 @pytest.mark.slow
 def test_samples_score_far_above_noise(run_dir: Path, tmp_path: Path) -> None:
     npz = tmp_path / "samples.npz"
-    assert main(["sample", "--checkpoint", str(run_dir), "--num_samples", "100", "--output", str(npz),
-                 "--progress", "False"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(run_dir),
+                "--num_samples",
+                "100",
+                "--output",
+                str(npz),
+                "--progress",
+                "False",
+            ]
+        )
+        == 0
+    )
     with np.load(npz) as f:
         images = f["arr_0"]
     assert images.shape == (100, 8, 8, 1) and images.dtype == np.uint8

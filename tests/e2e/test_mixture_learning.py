@@ -32,11 +32,23 @@ def trained() -> dict[str, object]:
     torch.manual_seed(0)
     model = PointMLP()
     diffusion = create_gaussian_diffusion(
-        steps=100, learn_sigma=True, noise_schedule="cosine", rescale_timesteps=True,
+        steps=100,
+        learn_sigma=True,
+        noise_schedule="cosine",
+        rescale_timesteps=True,
         rescale_learned_sigmas=True,
     )
-    config = TrainConfig(batch_size=512, lr=3e-3, max_steps=2000, lr_anneal_steps=2000, ema_rate="0.99",
-                         log_interval=500, save_interval=0, num_grid_samples=0, progress=False)
+    config = TrainConfig(
+        batch_size=512,
+        lr=3e-3,
+        max_steps=2000,
+        lr_anneal_steps=2000,
+        ema_rate="0.99",
+        log_interval=500,
+        save_interval=0,
+        num_grid_samples=0,
+        progress=False,
+    )
     data = InMemoryData(torch.tensor(train, dtype=torch.float32).view(-1, 2, 1, 1))
     trainer = Trainer(model=model, diffusion=diffusion, data=data, config=config)
     trainer.run()

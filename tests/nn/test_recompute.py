@@ -29,9 +29,7 @@ def _loss_and_grads(
     weights = torch.randn(2, 6, 8, 8, generator=torch.Generator().manual_seed(1))
     model.zero_grad(set_to_none=True)
     torch.manual_seed(seed)
-    scope = (
-        torch.autocast("cpu", dtype=autocast) if autocast is not None else contextlib.nullcontext()
-    )
+    scope = torch.autocast("cpu", dtype=autocast) if autocast is not None else contextlib.nullcontext()
     with scope:
         out = model(x, t, y)
     loss = (out.float() * weights).sum()

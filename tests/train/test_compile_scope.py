@@ -73,8 +73,16 @@ def _trainer(**cfg: Any) -> Trainer:
     gen = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (16, 3, 8, 8), generator=gen).to(torch.uint8)
     config = TrainConfig(
-        **{"batch_size": 4, "microbatch": 2, "lr": 1e-3, "progress": False, "num_grid_samples": 0,
-           "save_interval": 0, "model_flags": dict(TINY_FLAGS), **cfg}
+        **{
+            "batch_size": 4,
+            "microbatch": 2,
+            "lr": 1e-3,
+            "progress": False,
+            "num_grid_samples": 0,
+            "save_interval": 0,
+            "model_flags": dict(TINY_FLAGS),
+            **cfg,
+        }
     )
     data = InMemoryData(pixels, torch.arange(16) % 3)
     return Trainer(model=model, diffusion=diffusion, data=data, config=config, class_cond=True, num_classes=3)
@@ -128,9 +136,7 @@ def eager_run() -> tuple[list[dict[str, torch.Tensor]], list[list[torch.Tensor]]
     return _run(_trainer())
 
 
-@pytest.mark.parametrize(
-    ("scope", "backend"), [("loss", "eager"), ("loss", "aot_eager"), ("model", "eager")]
-)
+@pytest.mark.parametrize(("scope", "backend"), [("loss", "eager"), ("loss", "aot_eager"), ("model", "eager")])
 def test_compiled_trainer_matches_the_eager_trainer_bit_for_bit(
     scope: str, backend: str, eager_run: tuple[list[dict[str, torch.Tensor]], list[list[torch.Tensor]]]
 ) -> None:
@@ -167,8 +173,14 @@ def test_the_compiled_loss_function_has_no_graph_break(variant: str, precision: 
     model, diffusion = _model_and_diffusion(**LOSS_VARIANTS[variant])
     pixels = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
     config = TrainConfig(batch_size=4, precision=precision, progress=False, num_grid_samples=0)
-    trainer = Trainer(model=model, diffusion=diffusion, data=InMemoryData(pixels, torch.arange(4) % 3),
-                      config=config, class_cond=True, num_classes=3)
+    trainer = Trainer(
+        model=model,
+        diffusion=diffusion,
+        data=InMemoryData(pixels, torch.arange(4) % 3),
+        config=config,
+        class_cond=True,
+        num_classes=3,
+    )
     gen = torch.Generator().manual_seed(2)
     x = torch.rand(4, 3, 8, 8, generator=gen) * 2 - 1
     noise = torch.randn(4, 3, 8, 8, generator=gen)
@@ -179,8 +191,11 @@ def test_the_compiled_loss_function_has_no_graph_break(variant: str, precision: 
     got = compiled(x, t, noise, kwargs)
     torch.manual_seed(3)
     expected = trainer.loss_fn(x, t, noise, kwargs)
-    assert got.keys() == expected.keys() == ({"loss"} if variant == "vlb" else {"loss", "mse"} | (
-        {"vb"} if variant == "hybrid" else set()))
+    assert (
+        got.keys()
+        == expected.keys()
+        == ({"loss"} if variant == "vlb" else {"loss", "mse"} | ({"vb"} if variant == "hybrid" else set()))
+    )
     for name in expected:
         assert torch.equal(got[name], expected[name]), name
     got["loss"].sum().backward()  # type: ignore[no-untyped-call]  # gradients reach the network
@@ -192,8 +207,14 @@ def test_the_compiled_loss_function_has_no_graph_break(variant: str, precision: 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("compile_scope", "network"), ("compile_scope", ""), ("compile_backend", "cudagraphs"),
-     ("compile_backend", "Inductor"), ("compile_mode", "fast"), ("compile_mode", None)],
+    [
+        ("compile_scope", "network"),
+        ("compile_scope", ""),
+        ("compile_backend", "cudagraphs"),
+        ("compile_backend", "Inductor"),
+        ("compile_mode", "fast"),
+        ("compile_mode", None),
+    ],
 )
 def test_bad_compile_settings_are_value_errors_naming_the_field(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=f"{field} must be one of"):
@@ -232,7 +253,11 @@ def test_a_resumed_run_may_change_the_compile_settings() -> None:
     explicit = {"compile", "compile_scope", "compile_backend", "compile_mode"}
     merged = merge_resumed_config(saved, requested, explicit, set())
     assert (merged.compile, merged.compile_scope, merged.compile_backend, merged.compile_mode) == (
-        True, "loss", "eager", "default")
+        True,
+        "loss",
+        "eager",
+        "default",
+    )
     assert merged.max_steps == 10
 
 
@@ -252,8 +277,15 @@ def _inductor_losses_and_grads(
     pixels = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
     cfg: dict[str, Any] = {"compile": scope is not None, "compile_scope": scope or "model"}
     config = TrainConfig(batch_size=4, progress=False, num_grid_samples=0, device=str(device), **cfg)
-    trainer = Trainer(model=model, diffusion=diffusion, data=InMemoryData(pixels, torch.arange(4) % 3),
-                      config=config, ctx=DistContext(device=device), class_cond=True, num_classes=3)
+    trainer = Trainer(
+        model=model,
+        diffusion=diffusion,
+        data=InMemoryData(pixels, torch.arange(4) % 3),
+        config=config,
+        ctx=DistContext(device=device),
+        class_cond=True,
+        num_classes=3,
+    )
     gen = torch.Generator().manual_seed(2)
     x = (torch.rand(4, 3, 8, 8, generator=gen) * 2 - 1).to(device)
     noise = torch.randn(4, 3, 8, 8, generator=gen).to(device)

@@ -25,13 +25,33 @@ from tests.train.toys import TinyMLP, ToyDiffusion, toy_data
 LR = 1e-3
 
 
-def _trainer(model: nn.Module, shape: tuple[int, ...], run_dir: Path | None = None, *,
-             ctx: DistContext | None = None, **cfg: Any) -> Trainer:
-    base: dict[str, Any] = {"batch_size": 8, "max_steps": 3, "lr_anneal_steps": 0, "lr": LR,
-                            "progress": False, "num_grid_samples": 0, "save_interval": 0, "log_interval": 1}
+def _trainer(
+    model: nn.Module,
+    shape: tuple[int, ...],
+    run_dir: Path | None = None,
+    *,
+    ctx: DistContext | None = None,
+    **cfg: Any,
+) -> Trainer:
+    base: dict[str, Any] = {
+        "batch_size": 8,
+        "max_steps": 3,
+        "lr_anneal_steps": 0,
+        "lr": LR,
+        "progress": False,
+        "num_grid_samples": 0,
+        "save_interval": 0,
+        "log_interval": 1,
+    }
     base.update(cfg)
-    return Trainer(model=model, diffusion=ToyDiffusion(), data=toy_data(shape=shape),
-                   config=TrainConfig(**base), run_dir=run_dir, ctx=ctx)
+    return Trainer(
+        model=model,
+        diffusion=ToyDiffusion(),
+        data=toy_data(shape=shape),
+        config=TrainConfig(**base),
+        run_dir=run_dir,
+        ctx=ctx,
+    )
 
 
 def _mlp() -> TinyMLP:
@@ -128,8 +148,9 @@ def test_channels_last_reaches_weights_batch_and_x_t() -> None:
 def test_channels_last_unet_conv_weights_are_channels_last() -> None:
     trainer = _trainer(_unet(), (3, 8, 8), channels_last=True)
     convs = [p for p in trainer.model.parameters() if p.dim() == 4 and p.shape[2] > 1]
-    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-                         for p in convs)
+    assert convs and all(
+        p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in convs
+    )
 
 
 def test_channels_last_gradients_match_nchw() -> None:
@@ -199,15 +220,20 @@ def test_old_checkpoint_config_without_the_switches_loads_with_defaults() -> Non
         del values[key]
     config = TrainConfig.from_dict(values)
     assert (config.optimizer_impl, config.channels_last, config.allow_tf32, config.cudnn_benchmark) == (
-        "auto", False, False, False)
+        "auto",
+        False,
+        False,
+        False,
+    )
     full = TrainConfig(optimizer_impl="foreach", channels_last=True, allow_tf32=True, cudnn_benchmark=True)
     assert TrainConfig.from_dict(full.to_dict()) == full
 
 
 def test_backend_flags_are_a_no_op_off_cuda() -> None:
     before = current_backend_flags()
-    trainer = _trainer(_mlp(), (3, 4, 4), allow_tf32=not before.matmul_tf32,
-                       cudnn_benchmark=not before.cudnn_benchmark)
+    trainer = _trainer(
+        _mlp(), (3, 4, 4), allow_tf32=not before.matmul_tf32, cudnn_benchmark=not before.cudnn_benchmark
+    )
     assert trainer.saved_backend_flags is None
     assert current_backend_flags() == before
 

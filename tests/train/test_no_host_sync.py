@@ -29,12 +29,25 @@ def _trainer(device: torch.device, precision: str) -> Trainer:
     sampler.update_with_all_losses(torch.arange(steps).repeat(10), torch.rand(10 * steps).double() + 0.1)
     pixels = torch.randint(0, 256, (32, 3, 8, 8), generator=torch.Generator().manual_seed(0))
     config = TrainConfig(
-        batch_size=8, precision=precision, schedule_sampler="loss-second-moment", optimizer_impl="fused",
-        channels_last=True, progress=False, num_grid_samples=0, save_interval=0, device=str(device),
+        batch_size=8,
+        precision=precision,
+        schedule_sampler="loss-second-moment",
+        optimizer_impl="fused",
+        channels_last=True,
+        progress=False,
+        num_grid_samples=0,
+        save_interval=0,
+        device=str(device),
         model_flags=dict(TINY_FLAGS),
     )
-    return Trainer(model=model, diffusion=diffusion, data=InMemoryData(pixels.to(torch.uint8)),
-                   config=config, ctx=DistContext(device=device), schedule_sampler=sampler)
+    return Trainer(
+        model=model,
+        diffusion=diffusion,
+        data=InMemoryData(pixels.to(torch.uint8)),
+        config=config,
+        ctx=DistContext(device=device),
+        schedule_sampler=sampler,
+    )
 
 
 @pytest.mark.cuda

@@ -18,13 +18,22 @@ from tests.train.toys import TinyMLP, ToyDiffusion, toy_data
 
 
 def make_trainer(run_dir: Path | None = None, *, seed: int = 0, dropout: float = 0.0, **cfg: Any) -> Trainer:
-    base: dict[str, Any] = {"batch_size": 8, "max_steps": 20, "lr_anneal_steps": 20, "log_interval": 5,
-                            "save_interval": 0, "progress": False, "num_grid_samples": 0, "seed": seed}
+    base: dict[str, Any] = {
+        "batch_size": 8,
+        "max_steps": 20,
+        "lr_anneal_steps": 20,
+        "log_interval": 5,
+        "save_interval": 0,
+        "progress": False,
+        "num_grid_samples": 0,
+        "seed": seed,
+    }
     base.update(cfg)
     torch.manual_seed(seed)
     model = TinyMLP((1, 4, 4), dropout=dropout)
-    return Trainer(model=model, diffusion=ToyDiffusion(), data=toy_data(), config=TrainConfig(**base),
-                   run_dir=run_dir)
+    return Trainer(
+        model=model, diffusion=ToyDiffusion(), data=toy_data(), config=TrainConfig(**base), run_dir=run_dir
+    )
 
 
 def grads(trainer: Trainer) -> list[torch.Tensor]:
@@ -158,8 +167,15 @@ def test_class_conditional_batches_pass_labels(tmp_path: Path) -> None:
 
     data = toy_data(labels=True)
     cfg = TrainConfig(batch_size=6, max_steps=2, progress=False, num_grid_samples=6, save_interval=0)
-    trainer = Trainer(model=Spy((1, 4, 4), num_classes=3), diffusion=ToyDiffusion(), data=data, config=cfg,
-                      run_dir=tmp_path, class_cond=True, num_classes=3)
+    trainer = Trainer(
+        model=Spy((1, 4, 4), num_classes=3),
+        diffusion=ToyDiffusion(),
+        data=data,
+        config=cfg,
+        run_dir=tmp_path,
+        class_cond=True,
+        num_classes=3,
+    )
     trainer.run()
     assert data.labels is not None
     assert torch.equal(seen[0], data.labels[global_batch_indices(0, 0, len(data), 6)])
@@ -190,17 +206,34 @@ class RecordingSampler:
 def test_loss_aware_sampler_is_fed_every_step_and_checkpointed(tmp_path: Path) -> None:
     torch.manual_seed(0)
     sampler = RecordingSampler(20)
-    cfg = TrainConfig(batch_size=8, max_steps=3, progress=False, num_grid_samples=0, save_interval=0,
-                      schedule_sampler="loss-second-moment")
-    trainer = Trainer(model=TinyMLP((1, 4, 4)), diffusion=ToyDiffusion(), data=toy_data(), config=cfg,
-                      run_dir=tmp_path, schedule_sampler=sampler)
+    cfg = TrainConfig(
+        batch_size=8,
+        max_steps=3,
+        progress=False,
+        num_grid_samples=0,
+        save_interval=0,
+        schedule_sampler="loss-second-moment",
+    )
+    trainer = Trainer(
+        model=TinyMLP((1, 4, 4)),
+        diffusion=ToyDiffusion(),
+        data=toy_data(),
+        config=cfg,
+        run_dir=tmp_path,
+        schedule_sampler=sampler,
+    )
     trainer.run()
     assert len(sampler.fed) == 3 and all(len(ts) == 8 for ts, _ in sampler.fed)
     saved = load_file(str(tmp_path / "checkpoints" / "step_0000003" / "sampler.safetensors"))
     assert int(saved["_loss_counts"].sum()) == 24
     restored = RecordingSampler(20)
-    again = Trainer(model=TinyMLP((1, 4, 4)), diffusion=ToyDiffusion(), data=toy_data(), config=cfg,
-                    schedule_sampler=restored)
+    again = Trainer(
+        model=TinyMLP((1, 4, 4)),
+        diffusion=ToyDiffusion(),
+        data=toy_data(),
+        config=cfg,
+        schedule_sampler=restored,
+    )
     again.load(load_training_checkpoint(tmp_path))
     assert np.array_equal(restored._loss_counts, sampler._loss_counts)
 

@@ -20,8 +20,9 @@ from impl.train import InMemoryData
 class TinyMLP(nn.Module):
     """``model(x, t, y=None)`` for inputs of any shape (B, ...): flatten, MLP with a time feature, reshape."""
 
-    def __init__(self, shape: Sequence[int], hidden: int = 32, num_classes: int | None = None,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, shape: Sequence[int], hidden: int = 32, num_classes: int | None = None, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.shape = tuple(shape)
         dim = math.prod(self.shape)
@@ -62,9 +63,15 @@ class ToyDiffusion:
         mse = ((out - noise) ** 2).flatten(1).mean(1)
         return {"loss": mse, "mse": mse, "vb": 0.5 * mse.detach()}
 
-    def p_sample_loop(self, model: Any, shape: Sequence[int], model_kwargs: dict[str, Any] | None = None,
-                      progress: bool = False, generator: torch.Generator | None = None,
-                      **_: Any) -> torch.Tensor:
+    def p_sample_loop(
+        self,
+        model: Any,
+        shape: Sequence[int],
+        model_kwargs: dict[str, Any] | None = None,
+        progress: bool = False,
+        generator: torch.Generator | None = None,
+        **_: Any,
+    ) -> torch.Tensor:
         x = torch.randn(*shape, generator=generator)
         for i in reversed(range(self.num_timesteps)):
             t = torch.full((shape[0],), i, dtype=torch.int64)
