@@ -16,14 +16,14 @@ from torch import nn
 
 from benchmarks.configs import ModelConfig
 from benchmarks.harness import Mode, maybe_compile, module_to_memory_format
+from impl.commands.inference import inference_model as library_inference_model
+from impl.commands.inference import step_runner_for
 from impl.diffusion import GaussianDiffusion, create_named_schedule_sampler
 from impl.factory import create_model_and_diffusion
 from impl.nn.attention import AttentionBlock
 from impl.nn.unet import UNetModel, set_attention_backend
 from impl.sampling.compiled import CompiledStepRunner
 from impl.train import AutocastModel, DistContext, InMemoryData, PrecisionPolicy, TrainConfig, Trainer
-from impl.train.inference import inference_model as library_inference_model
-from impl.train.inference import step_runner_for
 
 PAPER_LR = 1e-4
 PAPER_EMA_RATE = "0.9999"

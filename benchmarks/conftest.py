@@ -25,7 +25,7 @@ from benchmarks.harness import (
     select_device,
     select_scale,
 )
-from impl.train.backend_flags import backend_flags_scope
+from impl.runtime.backend_flags import backend_flags_scope
 
 
 @pytest.fixture(scope="session")

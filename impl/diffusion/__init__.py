@@ -12,14 +12,14 @@ from impl.diffusion.gaussian import (
     normal_kl,
 )
 from impl.diffusion.gaussian_diffusion import GaussianDiffusion
-from impl.diffusion.respacing import SpacedDiffusion, space_timesteps
-from impl.diffusion.samplers import (
+from impl.diffusion.resample import (
     LossAwareSampler,
     LossSecondMomentResampler,
     ScheduleSampler,
     UniformSampler,
     create_named_schedule_sampler,
 )
+from impl.diffusion.respacing import SpacedDiffusion, space_timesteps
 from impl.diffusion.schedule import betas_for_alpha_bar, get_named_beta_schedule
 
 __all__: list[str] = [

@@ -1,5 +1,6 @@
 """impl.train: the trainer (loop, EMA, precision, checkpoints, distributed glue) behind ``iddpm train``."""
 
+from impl.runtime.precision import PrecisionPolicy
 from impl.train.batches import InMemoryData
 from impl.train.checkpoint import (
     TrainingCheckpoint,
@@ -12,7 +13,6 @@ from impl.train.distributed import DistContext, init_from_env
 from impl.train.ema import EMA
 from impl.train.errors import CheckpointError, TrainError
 from impl.train.lr import annealed_lr
-from impl.train.precision import PrecisionPolicy
 from impl.train.signals import StopFlag
 from impl.train.trainer import AutocastModel, Trainer, TrainResult
 

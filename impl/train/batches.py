@@ -1,4 +1,4 @@
-"""The training data held in memory, fetched by index (the index list comes from impl.train.seeding)."""
+"""The training data held in memory, fetched by index (the index list comes from impl.runtime.seeding)."""
 
 from __future__ import annotations
 

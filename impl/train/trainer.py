@@ -17,8 +17,18 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from impl.nn.unet import set_norm_recompute
+from impl.runtime.backend_flags import BackendFlags, apply_backend_flags, set_backend_flags
+from impl.runtime.precision import PrecisionPolicy
+from impl.runtime.seeding import (
+    STREAM_DROPOUT,
+    STREAM_GRID,
+    STREAM_STEP,
+    derive_seed,
+    global_batch_indices,
+    rank_slice,
+    seeded_generator,
+)
 from impl.sampling.compiled import CUDA_GRAPH_MODES, mark_cuda_graph_step_begin
-from impl.train.backend_flags import BackendFlags, apply_backend_flags, set_backend_flags
 from impl.train.batches import InMemoryData
 from impl.train.checkpoint import (
     TrainingCheckpoint,
@@ -33,16 +43,6 @@ from impl.train.errors import CheckpointError
 from impl.train.lr import annealed_lr
 from impl.train.metrics import MetricAccumulator, RunLogger
 from impl.train.optimizer import build_adamw, match_state_layout
-from impl.train.precision import PrecisionPolicy
-from impl.train.seeding import (
-    STREAM_DROPOUT,
-    STREAM_GRID,
-    STREAM_STEP,
-    derive_seed,
-    global_batch_indices,
-    rank_slice,
-    seeded_generator,
-)
 from impl.train.timestep_sampling import (
     draw_timesteps,
     feed_losses,

@@ -26,7 +26,7 @@ from benchmarks.harness import (
     resolve_mode,
     run_benchmark,
 )
-from impl.train.backend_flags import BackendFlags, backend_flags_scope, current_backend_flags
+from impl.runtime.backend_flags import BackendFlags, backend_flags_scope, current_backend_flags
 
 CPU = torch.device("cpu")
 
@@ -114,7 +114,7 @@ def test_fast_mode_knobs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_mode_backend_flags_go_through_the_library_scope_and_are_restored() -> None:
-    """The mode fixture sets TF32 / autotune with ``impl.train.backend_flags.backend_flags_scope``: the
+    """The mode fixture sets TF32 / autotune with ``impl.runtime.backend_flags.backend_flags_scope``: the
     switch itself needs no GPU (it writes the process-wide torch.backends flags for a CUDA device)."""
     before = current_backend_flags()
     fast = resolve_mode("fast", torch.device("cuda"))

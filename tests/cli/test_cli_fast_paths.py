@@ -24,8 +24,8 @@ import torch
 
 from impl.cli import main
 from impl.factory import model_and_diffusion_defaults
+from impl.runtime.seeding import derive_seed, seeded_generator
 from impl.train.flags import build_model_and_diffusion
-from impl.train.seeding import derive_seed, seeded_generator
 from properties.tolerances import tolerance
 
 MODEL = {

@@ -11,13 +11,13 @@ import torch
 from torch import nn
 
 from impl.nn.unet import UNetModel
-from impl.train import DistContext, TrainConfig, Trainer, load_training_checkpoint
-from impl.train.backend_flags import (
+from impl.runtime.backend_flags import (
     BackendFlags,
     apply_backend_flags,
     current_backend_flags,
     set_backend_flags,
 )
+from impl.train import DistContext, TrainConfig, Trainer, load_training_checkpoint
 from impl.train.optimizer import build_adamw
 from properties.tolerances import tolerance
 from tests.train.toys import TinyMLP, ToyDiffusion, toy_data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from impl.train.seeding import derive_seed, epoch_permutation, global_batch_indices, rank_slice
+from impl.runtime.seeding import derive_seed, epoch_permutation, global_batch_indices, rank_slice
 
 
 def test_each_epoch_visits_every_item_once() -> None:

@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from impl.runtime.seeding import global_batch_indices
 from impl.train import InMemoryData, TrainConfig, Trainer, load_training_checkpoint
-from impl.train.seeding import global_batch_indices
 from properties.tolerances import tolerance
 from tests.train.toys import TinyMLP, ToyDiffusion, toy_data
 

@@ -13,14 +13,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from impl.runtime.precision import PrecisionPolicy
+from impl.runtime.seeding import derive_seed, seeded_generator
 from impl.sampling.compiled import CompiledStepRunner
 from impl.train.checkpoint import STATE_FILENAME, find_checkpoint_dir, read_state_json
 from impl.train.config import COMPILE_BACKENDS as TRAIN_COMPILE_BACKENDS
 from impl.train.config import PRECISIONS, ema_rate_name, parse_ema_rates
 from impl.train.errors import CheckpointError
 from impl.train.flags import build_diffusion, build_model_and_diffusion
-from impl.train.precision import PrecisionPolicy
-from impl.train.seeding import derive_seed, seeded_generator
 from impl.train.trainer import AutocastModel
 
 # Flags a sampling/evaluation command may set differently from the training run.

@@ -1,0 +1,173 @@
+"""The argument parsers of the ``iddpm`` commands (parsing only: the work is in ``impl.commands``)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from impl.cli.options import PROG, _add_bool, _add_model_source
+
+
+def _add_train_parser(sub: Any) -> None:
+    from impl.factory import add_dict_to_argparser
+    from impl.train.config import (
+        COMPILE_BACKENDS,
+        COMPILE_MODES,
+        COMPILE_SCOPES,
+        OPTIMIZER_IMPLS,
+        PRECISIONS,
+        SCHEDULE_SAMPLERS,
+        TrainConfig,
+    )
+    from impl.train.flags import train_model_defaults
+
+    d = TrainConfig()
+    p = sub.add_parser(
+        "train",
+        help="train a model (no flags: a small digits model on the CPU in a few minutes)",
+        description="Train a diffusion model; see docs/training.md for every flag and the run directory.",
+    )
+    add_dict_to_argparser(p, train_model_defaults())
+    g = p.add_argument_group("training")
+    g.add_argument(
+        "--data",
+        "--data_dir",
+        dest="data",
+        default=d.data,
+        help="'digits', 'digits:train', 'digits:held_out', an image folder or an .npz file",
+    )
+    g.add_argument("--out_dir", default=d.out_dir, help="run directory (default runs/<data>-<time>)")
+    g.add_argument("--batch_size", type=int, default=d.batch_size, help="global batch (split across ranks)")
+    g.add_argument("--microbatch", type=int, default=d.microbatch, help="per-rank microbatch; -1: off")
+    g.add_argument("--lr", type=float, default=d.lr)
+    g.add_argument("--weight_decay", type=float, default=d.weight_decay)
+    g.add_argument("--max_steps", type=int, default=d.max_steps, help="number of optimisation steps")
+    g.add_argument(
+        "--lr_anneal_steps",
+        type=int,
+        default=None,
+        help="linear LR decay horizon (default: max_steps; 0: constant LR)",
+    )
+    g.add_argument("--ema_rate", default=d.ema_rate, help="comma-separated EMA rates, e.g. 0.9999,0.999")
+    g.add_argument("--schedule_sampler", default=d.schedule_sampler, choices=SCHEDULE_SAMPLERS)
+    g.add_argument("--grad_clip", type=float, default=d.grad_clip, help="max global grad norm; 0: off")
+    g.add_argument("--precision", default=d.precision, choices=PRECISIONS)
+    _add_bool(g, "use_fp16", False, "the original flag: same as --precision fp16")
+    _add_bool(g, "compile", d.compile, "torch.compile the model")
+    g.add_argument(
+        "--compile_scope",
+        default=d.compile_scope,
+        choices=COMPILE_SCOPES,
+        help="with --compile: the network alone, or the whole per-sample loss as one graph",
+    )
+    g.add_argument(
+        "--compile_backend",
+        default=d.compile_backend,
+        choices=COMPILE_BACKENDS,
+        help="torch.compile backend of --compile",
+    )
+    g.add_argument(
+        "--compile_mode",
+        default=d.compile_mode,
+        choices=COMPILE_MODES,
+        help="torch.compile mode of --compile ('': its default; the others need inductor)",
+    )
+    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--log_interval", type=int, default=d.log_interval)
+    g.add_argument("--save_interval", type=int, default=d.save_interval, help="0: only at the end")
+    g.add_argument(
+        "--sample_interval",
+        type=int,
+        default=d.sample_interval,
+        help="steps between EMA sample grids; 0: only at the end",
+    )
+    g.add_argument("--num_grid_samples", type=int, default=d.num_grid_samples, help="0: no grids")
+    g.add_argument(
+        "--grid_respacing",
+        default=d.grid_respacing,
+        help="timestep_respacing used for the sample grids ('' = all steps)",
+    )
+    g.add_argument("--keep_checkpoints", type=int, default=d.keep_checkpoints)
+    _add_bool(g, "random_flip", d.random_flip, "flip images left-right at random")
+    _add_bool(g, "progress", d.progress, "show a progress bar")
+    g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    g.add_argument(
+        "--optimizer_impl",
+        default=d.optimizer_impl,
+        choices=OPTIMIZER_IMPLS,
+        help="AdamW kernels: auto (fused on CUDA), fused, foreach or for-loop",
+    )
+    _add_bool(g, "channels_last", d.channels_last, "model, batch and noise in channels-last layout")
+    _add_bool(
+        g,
+        "recompute_norms",
+        d.recompute_norms,
+        "rerun the U-Net's norm/SiLU segments in backward instead of storing them (less memory)",
+    )
+    _add_bool(g, "allow_tf32", d.allow_tf32, "CUDA only: TF32 for float32 matmuls and convolutions")
+    _add_bool(g, "cudnn_benchmark", d.cudnn_benchmark, "CUDA only: cuDNN autotuning of convolutions")
+    g.add_argument(
+        "--resume",
+        "--resume_checkpoint",
+        dest="resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="PATH",
+        help="continue a run (PATH: run dir or checkpoint; bare: --out_dir)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Improved DDPM: train, sample, evaluate.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,nll,evaluate}")
+    _add_train_parser(sub)
+
+    s = sub.add_parser("sample", help="draw samples to .npz (+ PNG grid)")
+    s_speed = _add_model_source(s)
+    s.add_argument("--num_samples", type=int, default=64)
+    _add_bool(s, "use_ddim", False, "DDIM instead of ancestral sampling")
+    s.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
+    s.add_argument("--class_label", type=int, default=-1, help="class of every sample; -1: random")
+    s.add_argument("--grid", default="", help="PNG grid path (default: next to the .npz)")
+    _add_bool(s, "progress", True, "show a progress bar")
+    _add_bool(s_speed, "compile", False, "run each reverse step through torch.compile (CUDA graphs on CUDA)")
+    s_speed.add_argument(
+        "--compile_backend",
+        default="inductor",
+        help="torch.compile backend of --compile: inductor, aot_eager, eager or cudagraphs",
+    )
+
+    n = sub.add_parser("nll", help="NLL bound in bits/dim over a data split, as JSON")
+    n_speed = _add_model_source(n)
+    n.add_argument("--data", default="digits:held_out")
+    n.add_argument("--num_samples", type=int, default=0, help="images to evaluate; 0: all")
+    n_speed.add_argument(
+        "--timestep_batch",
+        type=int,
+        default=1,
+        help="timesteps per network call (a speed option; same values)",
+    )
+
+    e = sub.add_parser("evaluate", help="digits classifier score + Fréchet distance of a samples .npz")
+    e.add_argument("samples", help=".npz with arr_0 = uint8 NHWC images")
+    e.add_argument("--output", default="", help="also write the JSON here")
+    return parser
+
+
+def explicit_flags(argv: Sequence[str]) -> set[str]:
+    """The destinations the user actually gave on the command line."""
+    parser = build_parser()
+    _suppress_defaults(parser)
+    namespace, _ = parser.parse_known_args(list(argv))
+    return set(vars(namespace)) - {"command"}
+
+
+def _suppress_defaults(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _suppress_defaults(child)
+        elif action.dest != "help":
+            action.default = argparse.SUPPRESS

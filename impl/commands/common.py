@@ -1,0 +1,60 @@
+"""What the ``iddpm`` commands share: model flags, device, loading a run, backend flags, checks, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def model_flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    from impl.factory import model_and_diffusion_defaults
+
+    return {k: getattr(args, k) for k in model_and_diffusion_defaults()}
+
+
+def device(name: str) -> Any:
+    from impl.train.distributed import resolve_device
+
+    return resolve_device(name)
+
+
+def load(args: argparse.Namespace, explicit: set[str]) -> Any:
+    from impl.commands.inference import load_for_inference
+    from impl.factory import model_and_diffusion_defaults
+
+    return load_for_inference(
+        args.checkpoint,
+        cli_flags=model_flag_values(args),
+        explicit_model=explicit & set(model_and_diffusion_defaults()),
+        use_ema=args.use_ema,
+        ema_rate=args.ema_rate,
+        device=device(args.device),
+    )
+
+
+def backend_flags(args: argparse.Namespace, device: Any) -> Any:
+    """``--allow_tf32`` / ``--cudnn_benchmark`` for the duration of a command (CUDA only)."""
+    from impl.runtime.backend_flags import backend_flags_scope
+
+    return backend_flags_scope(device, allow_tf32=args.allow_tf32, cudnn_benchmark=args.cudnn_benchmark)
+
+
+def check_choice(flag: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"--{flag} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def check_output_folder(output: str) -> None:
+    if output and not Path(output).parent.is_dir():
+        raise FileNotFoundError(f"output folder {str(Path(output).parent)!r} does not exist")
+
+
+def emit(result: dict[str, Any], output: str) -> None:
+    from impl.evaluate import write_json_atomic
+
+    if output:
+        write_json_atomic(output, result)
+    print(json.dumps(result, indent=2, sort_keys=True))

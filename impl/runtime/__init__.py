@@ -1,0 +1,1 @@
+"""What training, sampling and evaluation share: precision, backend flags, seeding, compile settings."""
