@@ -20,7 +20,7 @@ from impl.cli import main
 from impl.runtime.seeding import STREAM_INIT, derive_seed
 from impl.train import load_training_checkpoint
 from impl.train.flags import build_model_and_diffusion
-from properties.tolerances import tolerance
+from testing.tolerances import Train, tolerance
 from tests.cli.tiny import tiny_train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,14 +128,14 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     flags = json.loads((tmp_path / "one" / "config.json").read_text())["model_flags"]
     torch.manual_seed(derive_seed(0, STREAM_INIT))  # the trainer's initialisation seed for --seed 0
     init = build_model_and_diffusion(flags)[0].state_dict()
-    tol = tolerance("train", "ddp_params")
+    tol = tolerance(Train.DDP_PARAMS)
     budget = tol.atol * lr * steps
     moved = max(float((one[k] - init[k]).abs().max()) for k in one)
     assert moved > 100 * budget  # the comparison below can fail: training moved the weights
     # the averaged gradients themselves: after one step AdamW's first moment is (1 − β1)·g
     step_dir = f"checkpoints/step_{steps:07d}/optimizer.safetensors"
     m_one, m_two = load_file(str(tmp_path / "one" / step_dir)), load_file(str(tmp_path / "two" / step_dir))
-    grad_tol = tolerance("train", "ddp_grad")
+    grad_tol = tolerance(Train.DDP_GRAD)
     for key in (k for k in m_one if k.endswith("exp_avg")):
         scale = float(m_one[key].abs().max())
         assert float((m_two[key] - m_one[key]).abs().max()) <= grad_tol.atol * scale, key
