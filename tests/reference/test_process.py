@@ -24,6 +24,8 @@ from reference.schedule import DiffusionTables
 from testing.assertions import assert_close
 from testing.tolerances import Oracle, tolerance
 
+REASSOCIATED = tolerance(Oracle.REASSOCIATED_FORMULA)  # the same closed form written differently
+
 SCHEDULES = [("cosine", 50), ("linear", 1000), ("cosine", 1000)]
 
 
@@ -80,7 +82,7 @@ def test_posterior_at_t0_is_the_data_itself() -> None:
     tab = _tables("cosine", 50)
     x0 = np.array([[0.25, -0.5]])
     mean, variance, log_variance = q_posterior_mean_variance(tab, x0, np.array([[3.0, 4.0]]), np.array([0]))
-    assert_close(mean, x0, tol=tolerance(Oracle.REASSOCIATED_FORMULA))
+    assert_close(mean, x0, tol=REASSOCIATED)
     assert np.array_equal(variance, np.zeros((1, 2)))
     assert np.all(log_variance == tab.posterior_log_variance_clipped[1])
 
@@ -152,7 +154,7 @@ def test_q_sample_is_mean_plus_std_times_noise() -> None:
     assert_close(
         q_sample(tab, x0, t, np.ones_like(x0)),
         mean + np.sqrt(variance),
-        tol=tolerance(Oracle.REASSOCIATED_FORMULA),
+        tol=REASSOCIATED,
     )
 
 
@@ -196,12 +198,10 @@ def test_fixed_variances_by_hand() -> None:
     small_var, small_log = model_variance(tab, None, t, model_var_type="FIXED_SMALL", shape=(3, 2))
     large_var, large_log = model_variance(tab, None, t, model_var_type="FIXED_LARGE", shape=(3, 2))
     b1 = 0.2 * 0.1 / 0.28  # β̃_1
-    assert_close(small_var[:, 0], [0.0, b1, 0.5 * 0.28 / 0.64], tol=tolerance(Oracle.REASSOCIATED_FORMULA))
-    assert_close(
-        small_log[:, 0], np.log([b1, b1, 0.5 * 0.28 / 0.64]), tol=tolerance(Oracle.REASSOCIATED_FORMULA)
-    )
-    assert_close(large_var[:, 1], [b1, 0.2, 0.5], tol=tolerance(Oracle.REASSOCIATED_FORMULA))
-    assert_close(large_log[:, 1], np.log([b1, 0.2, 0.5]), tol=tolerance(Oracle.REASSOCIATED_FORMULA))
+    assert_close(small_var[:, 0], [0.0, b1, 0.5 * 0.28 / 0.64], tol=REASSOCIATED)
+    assert_close(small_log[:, 0], np.log([b1, b1, 0.5 * 0.28 / 0.64]), tol=REASSOCIATED)
+    assert_close(large_var[:, 1], [b1, 0.2, 0.5], tol=REASSOCIATED)
+    assert_close(large_log[:, 1], np.log([b1, 0.2, 0.5]), tol=REASSOCIATED)
 
 
 def test_learned_variance_is_the_log_directly() -> None:
@@ -223,7 +223,7 @@ def test_learned_range_endpoints_are_exactly_the_fixed_logs(name: str, T: int) -
     assert np.array_equal(at_minus[:, 1], tab.posterior_log_variance_clipped)
     _, at_zero = model_variance(tab, 0 * ones, t, model_var_type="LEARNED_RANGE", shape=(T, 2))
     midpoint = 0.5 * (np.log(tab.betas) + tab.posterior_log_variance_clipped)
-    assert_close(at_zero[:, 0], midpoint, tol=tolerance(Oracle.REASSOCIATED_FORMULA))
+    assert_close(at_zero[:, 0], midpoint, tol=REASSOCIATED)
 
 
 def _perfect_eps_output(tab: DiffusionTables, x0: np.ndarray, x_t: np.ndarray, t: np.ndarray) -> np.ndarray:
