@@ -3,8 +3,9 @@
 Per-step methods gather float64-built tables already on the input's device in the input's compute dtype
 (float64 stays float64; anything else computes in float32), never synchronise with the host, and take
 `noise=` or a `torch.Generator` for every random draw.  Loops are implemented in `impl.sampling`, which
-sees this class only through the protocols of `impl.diffusion.types`; the loop methods here keep the
-original keyword signatures and hand their settings over as one `SamplingOptions`.
+sees this class only through the protocols of `impl.diffusion.types`; the class inherits the loop methods
+(original keyword signatures, settings handed over as one `SamplingOptions`) from its mixin there.  The
+float64 tables are `self.tables`, also readable under their original attribute names (`self.betas`, …).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ the original `diffusion.<table>` attributes read from it, and `training_losses` 
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import numpy as np
 import pytest
@@ -63,6 +64,8 @@ def test_the_original_table_attributes_are_the_float64_host_tables() -> None:
     with pytest.raises(AttributeError, match="no attribute 'betaz'"):
         _ = diffusion.betaz
     assert not hasattr(diffusion, "posterior_mean_coef3")
+    restored = pickle.loads(pickle.dumps(diffusion))  # a half-built object must not recurse into tables
+    assert np.array_equal(restored.alphas_cumprod, diffusion.alphas_cumprod)
 
 
 def test_host_tables_match_the_reference_tables_field_by_field() -> None:
