@@ -3,7 +3,9 @@
 This module sits below both `GaussianDiffusion` (which satisfies the protocols and builds the options
 from its public keyword arguments) and `impl.sampling` (whose loops, bound loop and compiled step runner
 depend only on the names here), so neither knows the other's internals and the import graph has no
-circle: `impl.diffusion.gaussian_diffusion` → `impl.sampling.loops` → `impl.diffusion.types`.
+circle: `impl.diffusion.gaussian_diffusion` → `impl.sampling.methods` → `impl.sampling.loops` →
+`impl.diffusion.types`, and nothing in `impl.sampling` imports the class (import-linter contract
+"sampling-protocol" in pyproject.toml).
 """
 
 from __future__ import annotations
