@@ -7,12 +7,11 @@ broadcast over the trailing axes, so nothing here synchronises with the host.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from impl.diffusion.enums import ModelMeanType, ModelVarType
 from impl.diffusion.schedule import TorchTables
+from impl.diffusion.types import DenoisedFn
 
 __all__ = [
     "gather",
@@ -27,8 +26,6 @@ __all__ = [
     "q_sample",
     "split_model_output",
 ]
-
-DenoisedFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def gather(table: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
