@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from impl.runtime.compile import CUDA_GRAPH_MODES, mark_cuda_graph_step_begin
+
 if TYPE_CHECKING:
     from impl.diffusion.gaussian_diffusion import GaussianDiffusion
 
@@ -23,11 +25,6 @@ Model = Callable[..., torch.Tensor]
 CondFn = Callable[..., torch.Tensor]
 DenoisedFn = Callable[[torch.Tensor], torch.Tensor]
 Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]], dict[str, torch.Tensor]]
-
-CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
-
-# A new CUDA-graph step: outputs of the previous replay may be overwritten from here on.
-mark_cuda_graph_step_begin: Callable[[], None] = torch.compiler.cudagraph_mark_step_begin
 
 
 class StepRunner(Protocol):
