@@ -1,4 +1,8 @@
-"""impl.train: the trainer (loop, EMA, precision, checkpoints, distributed glue) behind ``iddpm train``."""
+"""impl.train: the trainer (loop, EMA, checkpoints, distributed glue) behind ``iddpm train``.
+
+The precision names and policy and the autocast wrapper live in ``impl.runtime.precision`` (shared with
+sampling); they are re-exported here as before.
+"""
 
 from impl.runtime.precision import PRECISIONS, AutocastModel, PrecisionPolicy
 from impl.train.batches import InMemoryData

@@ -7,12 +7,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from impl.diffusion.resample import SAMPLER_NAMES
 from impl.runtime.compile import COMPILE_MODES, COMPILE_SCOPES, TRAINING_COMPILE_BACKENDS
 from impl.runtime.precision import check_precision
 from impl.train.optimizer import OPTIMIZER_IMPLS as OPTIMIZER_IMPLS
 from impl.train.optimizer import check_optimizer_impl
 
-SCHEDULE_SAMPLERS: tuple[str, ...] = ("uniform", "loss-second-moment")
+SCHEDULE_SAMPLERS: tuple[str, ...] = SAMPLER_NAMES
+"""The names ``schedule_sampler`` takes: those ``create_named_schedule_sampler`` knows (one definition)."""
 
 
 def parse_ema_rates(spec: str) -> tuple[float, ...]:
