@@ -21,6 +21,7 @@ __all__ = [
     "center_crop_square",
     "check_images",
     "convert_channels",
+    "resize_like_original",
     "resize_square",
     "to_model_range",
 ]
@@ -80,6 +81,25 @@ def resize_square(images: NDArray[np.uint8], size: int) -> NDArray[np.uint8]:
     for i in range(images.shape[0]):
         out[i] = _hwc_array(_pil_image(images[i]).resize((size, size), resample=resample))
     return out
+
+
+def resize_like_original(image: Image.Image, size: int) -> Image.Image:
+    """The original data loader's resize of one picture to ``size x size``.
+
+    While the short side is at least ``2 * size``, halve both sides (``//2``) with ``BOX``; then scale so the
+    short side is ``size`` (each side ``round(side * size / short)``) with ``BICUBIC``; then take the centred
+    ``size x size`` square at ``((H - size) // 2, (W - size) // 2)``.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"image_size must be a positive int; got {size!r}")
+    while min(image.size) >= 2 * size:
+        image = image.resize((image.size[0] // 2, image.size[1] // 2), resample=Image.Resampling.BOX)
+    scale = size / min(image.size)
+    image = image.resize(
+        (round(image.size[0] * scale), round(image.size[1] * scale)), resample=Image.Resampling.BICUBIC
+    )
+    left, top = (image.size[0] - size) // 2, (image.size[1] - size) // 2
+    return image.crop((left, top, left + size, top + size))
 
 
 def convert_channels(images: NDArray[np.uint8], channels: int) -> NDArray[np.uint8]:
