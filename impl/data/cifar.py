@@ -39,10 +39,20 @@ _ALLOWED_GLOBALS = {
 }
 
 
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """What a protocol-2 pickle written by Python 3 calls to rebuild ``bytes`` (``_codecs.encode``), limited
+    to that one use: a ``str`` encoded as latin-1."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("refusing _codecs.encode other than str -> latin-1 bytes")
+    return text.encode("latin1")
+
+
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Builds only builtin containers, strings, numbers and numpy arrays."""
 
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_bytes
         target = _ALLOWED_GLOBALS.get((module, name))
         if target is None:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
