@@ -6,6 +6,8 @@ Resampling rule used everywhere in the library (data loading and evaluation):
 - enlarging uses Pillow's ``BILINEAR`` filter (pixel-centre aligned, edges clamped), which never leaves the
   range of its inputs, so no overshoot and no clipping;
 - results are rounded back to uint8 by Pillow.
+``iddpm prepare`` uses ``resize_like_original`` instead, the original data loader's resize (BOX halvings,
+then bicubic, then a centre crop), so that prepared sets match the paper's preprocessing.
 Greyscale from RGB is Pillow's ``"L"`` conversion, ITU-R 601-2 luma ``L = (299 R + 587 G + 114 B) / 1000``.
 """
 
@@ -21,6 +23,8 @@ __all__ = [
     "center_crop_square",
     "check_images",
     "convert_channels",
+    "hwc_array",
+    "pil_image",
     "resize_like_original",
     "resize_square",
     "to_model_range",
@@ -57,13 +61,15 @@ def center_crop_square(images: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return images[:, top : top + side, left : left + side, :]
 
 
-def _pil_image(image_hwc: NDArray[np.uint8]) -> Image.Image:
+def pil_image(image_hwc: NDArray[np.uint8]) -> Image.Image:
+    """One uint8 HWC image as a Pillow image (mode ``L`` for one channel, ``RGB`` for three)."""
     if image_hwc.shape[2] == 1:
         return Image.fromarray(np.ascontiguousarray(image_hwc[:, :, 0]), mode="L")
     return Image.fromarray(np.ascontiguousarray(image_hwc), mode="RGB")
 
 
-def _hwc_array(image: Image.Image) -> NDArray[np.uint8]:
+def hwc_array(image: Image.Image) -> NDArray[np.uint8]:
+    """A Pillow image as uint8 HWC (a greyscale image gets a channel axis of 1)."""
     arr = np.asarray(image, dtype=np.uint8)
     return arr[:, :, None] if arr.ndim == 2 else arr
 
@@ -79,7 +85,7 @@ def resize_square(images: NDArray[np.uint8], size: int) -> NDArray[np.uint8]:
     resample = Image.Resampling.BOX if size < side else Image.Resampling.BILINEAR
     out = np.empty((images.shape[0], size, size, images.shape[3]), dtype=np.uint8)
     for i in range(images.shape[0]):
-        out[i] = _hwc_array(_pil_image(images[i]).resize((size, size), resample=resample))
+        out[i] = hwc_array(pil_image(images[i]).resize((size, size), resample=resample))
     return out
 
 
@@ -114,7 +120,7 @@ def convert_channels(images: NDArray[np.uint8], channels: int) -> NDArray[np.uin
         return np.ascontiguousarray(np.repeat(images, 3, axis=3))
     out = np.empty((*images.shape[:3], 1), dtype=np.uint8)
     for i in range(images.shape[0]):
-        out[i, :, :, 0] = np.asarray(_pil_image(images[i]).convert("L"), dtype=np.uint8)
+        out[i, :, :, 0] = np.asarray(pil_image(images[i]).convert("L"), dtype=np.uint8)
     return out
 
 

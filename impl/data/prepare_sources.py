@@ -22,7 +22,7 @@ from impl.data.imagenet64 import (
     iter_imagenet_batches,
     read_imagenet_batch,
 )
-from impl.data.images import _hwc_array, _pil_image, resize_like_original
+from impl.data.images import hwc_array, pil_image, resize_like_original
 from impl.data.npz import read_npz
 
 __all__ = ["SPLITS", "Chunk", "PrepareSource", "open_prepare_source"]
@@ -56,7 +56,7 @@ def fit_images(images: NDArray[np.uint8], image_size: int | None, name: str) -> 
         return images
     out = np.empty((images.shape[0], image_size, image_size, images.shape[3]), dtype=np.uint8)
     for i in range(images.shape[0]):
-        out[i] = _hwc_array(resize_like_original(_pil_image(images[i]), image_size))
+        out[i] = hwc_array(resize_like_original(pil_image(images[i]), image_size))
     return out
 
 
@@ -118,8 +118,8 @@ def _folder_source(folder: Path, image_size: int | None, with_labels: bool) -> P
                     f"image {str(path)!r} is {picture.size[0]}x{picture.size[1]}, the folder's first image "
                     f"{size}x{size}: mixed sizes need --image_size"
                 )
-            return _hwc_array(picture)
-        return _hwc_array(resize_like_original(picture, size))
+            return hwc_array(picture)
+        return hwc_array(resize_like_original(picture, size))
 
     def chunks() -> Iterator[Chunk]:
         for lo in range(0, len(files), FOLDER_CHUNK):

@@ -113,7 +113,7 @@ class _StreamBase:
             raise _worker_error(exc) from None
         self._next_step = step + 1
         x = to_model_range_on(copy_without_host_sync(x, device))
-        labels = None if y.numel() == 0 and not self.has_labels else copy_without_host_sync(y, device)
+        labels = copy_without_host_sync(y, device) if self.has_labels else None
         return x, labels
 
     @property
