@@ -131,3 +131,31 @@ def test_missing_corrupt_and_disagreeing_shards_are_named(tmp_path: Path) -> Non
     (out / "shard-000001.tar").unlink()
     with pytest.raises(ValueError, match=r"shard-000001\.tar.*missing"):
         open_training_data(str(out), image_size=4)
+
+
+def test_url_list_is_opened_through_webdataset_gopen(tmp_path: Path) -> None:
+    out = _shards(tmp_path, n=6)
+    listing = tmp_path / "urls.txt"  # pipe: URLs stand in for remote ones (no network here)
+    listing.write_text("".join(f"pipe:cat {out / f'shard-{k:06d}.tar'}\n" for k in range(2)))
+    shard_set = open_shard_set(str(listing))
+    assert shard_set.counts == (3, 3) and shard_set.urls[0].startswith("pipe:cat ")
+    source = ShardStreamData(shard_set)
+    source.bind(seed=0, global_batch=6, rank=0, world_size=1)
+    assert sorted(_labels(source, range(1))[0]) == list(range(6))
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_a_shard_corrupted_after_preparing_is_named_when_read(tmp_path: Path, num_workers: int) -> None:
+    out = _shards(tmp_path, n=6)
+    shard = out / "shard-000001.tar"
+    data = bytearray(shard.read_bytes())
+    start = data.index(b"\x89PNG")  # the first image's PNG signature: same size, undecodable
+    data[start : start + 8] = b"garbage!"
+    shard.write_bytes(bytes(data))
+    opened = open_training_data(str(out), image_size=4)  # opens: the sizes still match the manifest
+    assert opened.shards is not None
+    source = ShardStreamData(opened.shards, num_workers)
+    source.bind(seed=0, global_batch=6, rank=0, world_size=1)
+    with pytest.raises(ValueError, match=r"shard-000001\.tar.*not a readable PNG") as info:
+        source.fetch(0, CPU)
+    assert "\n" not in str(info.value)
