@@ -11,13 +11,20 @@ from __future__ import annotations
 import math
 import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["IMAGENET_CLASSES", "imagenet_batch_files", "is_imagenet_batch", "read_imagenet_batch"]
+__all__ = [
+    "IMAGENET_CLASSES",
+    "imagenet_batch_files",
+    "imagenet_batch_size",
+    "is_imagenet_batch",
+    "read_imagenet_batch",
+    "read_imagenet_rows",
+    "rows_to_nhwc",
+]
 
 IMAGENET_CLASSES = 1000
 _TRAIN = re.compile(r"^train_data_batch_(\d+)\.npz$")
@@ -44,8 +51,26 @@ def imagenet_batch_files(folder: Path, split: str) -> list[Path]:
     return sorted(found, key=number)
 
 
-def read_imagenet_batch(path: Path) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
-    """One batch file as ``(uint8 NHWC images, int64 labels 0..999)``; ValueError naming the file if bad."""
+def imagenet_batch_size(path: Path) -> tuple[int, int]:
+    """``(n images, side S)`` of a batch file from the header of its ``data`` array (nothing else is read)."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("data.npy") as member:
+            version = np.lib.format.read_magic(member)
+            fmt = np.lib.format
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read_header(member)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        raise ValueError(f"ImageNet batch {str(path)!r} has no readable 'data' array: {err}") from None
+    side = math.isqrt(shape[1] // 3) if len(shape) == 2 else 0
+    if dtype != np.uint8 or len(shape) != 2 or side < 1 or shape[1] != 3 * side * side:
+        raise ValueError(
+            f"ImageNet batch {str(path)!r}: 'data' must be uint8 (n, 3*S*S); got {dtype} {shape}"
+        )
+    return int(shape[0]), side
+
+
+def read_imagenet_rows(path: Path) -> tuple[NDArray[np.uint8], NDArray[np.int64], int]:
+    """One batch file as ``(uint8 CHW rows (n, 3·S·S), int64 labels 0..999, S)``; ValueError naming it."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             if "data" not in archive.files or "labels" not in archive.files:
@@ -70,10 +95,15 @@ def read_imagenet_batch(path: Path) -> tuple[NDArray[np.uint8], NDArray[np.int64
             f"ImageNet batch {str(path)!r}: 'labels' must be 1-based class ids 1..{IMAGENET_CLASSES}; "
             f"got {int(labels.min())}..{int(labels.max())}"
         )
-    images = np.ascontiguousarray(data.reshape(-1, 3, side, side).transpose(0, 2, 3, 1))
-    return images, labels.astype(np.int64) - 1
+    return data, labels.astype(np.int64) - 1, side
 
 
-def iter_imagenet_batches(files: list[Path]) -> Iterator[tuple[NDArray[np.uint8], NDArray[np.int64]]]:
-    for path in files:
-        yield read_imagenet_batch(path)
+def rows_to_nhwc(rows: NDArray[np.uint8], side: int) -> NDArray[np.uint8]:
+    """CHW rows ``(n, 3·S·S)`` to uint8 NHWC ``(n, S, S, 3)``."""
+    return np.ascontiguousarray(rows.reshape(-1, 3, side, side).transpose(0, 2, 3, 1))
+
+
+def read_imagenet_batch(path: Path) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """One batch file as ``(uint8 NHWC images, int64 labels 0..999)``; ValueError naming the file if bad."""
+    rows, labels, side = read_imagenet_rows(path)
+    return rows_to_nhwc(rows, side), labels

@@ -18,9 +18,10 @@ from impl.data.folder import class_name_of, list_image_files
 from impl.data.imagenet64 import (
     IMAGENET_CLASSES,
     imagenet_batch_files,
+    imagenet_batch_size,
     is_imagenet_batch,
-    iter_imagenet_batches,
-    read_imagenet_batch,
+    read_imagenet_rows,
+    rows_to_nhwc,
 )
 from impl.data.images import hwc_array, pil_image, resize_like_original
 from impl.data.npz import read_npz
@@ -131,21 +132,22 @@ def _folder_source(folder: Path, image_size: int | None, with_labels: bool) -> P
 
 
 def _imagenet_source(files: list[Path], image_size: int | None) -> PrepareSource:
-    counts = []
-    native = 0
-    for path in files:  # reads each batch once to count it; the batches are then streamed again
-        images, _ = read_imagenet_batch(path)
-        counts.append(images.shape[0])
-        native = images.shape[1]
+    sizes = [imagenet_batch_size(path) for path in files]  # headers only
+    sides = {side for _, side in sizes}
+    if len(sides) != 1:
+        raise ValueError(f"ImageNet batches of different sizes {sorted(sides)}: {[str(p) for p in files]}")
+    native = sides.pop()
     size = native if image_size is None else image_size
+    step = 4 * FOLDER_CHUNK
 
     def chunks() -> Iterator[Chunk]:
-        for images, labels in iter_imagenet_batches(files):
-            for lo in range(0, images.shape[0], 4 * FOLDER_CHUNK):
-                part = images[lo : lo + 4 * FOLDER_CHUNK]
-                yield fit_images(part, size, "ImageNet batch"), labels[lo : lo + 4 * FOLDER_CHUNK]
+        for path in files:
+            rows, labels, side = read_imagenet_rows(path)  # one batch file in memory at a time
+            for lo in range(0, rows.shape[0], step):
+                images = rows_to_nhwc(rows[lo : lo + step], side)
+                yield fit_images(images, size, str(path)), labels[lo : lo + step]
 
-    return PrepareSource("imagenet64", sum(counts), size, 3, None, IMAGENET_CLASSES, chunks)
+    return PrepareSource("imagenet64", sum(n for n, _ in sizes), size, 3, None, IMAGENET_CLASSES, chunks)
 
 
 def open_prepare_source(

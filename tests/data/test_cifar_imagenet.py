@@ -102,3 +102,23 @@ def test_imagenet_batch_with_zero_label_or_wrong_width_is_named(tmp_path: Path) 
     np.savez(tmp_path / "train_data_batch_2.npz", data=np.zeros((2, 100), np.uint8), labels=[1, 1])
     with pytest.raises(ValueError, match=r"train_data_batch_2\.npz.*3\*S\*S"):
         read_imagenet_batch(tmp_path / "train_data_batch_2.npz")
+
+
+def test_imagenet_resized_on_preparing_and_a_bad_batch_named_by_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    written = write_fake_imagenet(tmp_path / "in", side=8, per_batch=3, batches=1)
+    assert main(["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--image_size", "4"]) == 0
+    assert (tmp_path / "o" / "shard-000000.tar").is_file()  # the default format is shards
+    small = prepare(tmp_path / "in", tmp_path / "o4", fmt="npy", image_size=4, progress=False)
+    assert small.manifest.image_shape == [4, 4, 3]
+    # 8 -> 4 is one BOX halving (8 >= 2*4) and no bicubic change: each pixel is its 2x2 block's mean
+    source = written["train_images"].astype(np.int64)
+    sums = source.reshape(3, 4, 2, 4, 2, 3).sum(axis=(2, 4))
+    got = np.load(tmp_path / "o4" / "images.npy").astype(np.int64)
+    # Pillow resizes in two separable passes (rows, then columns), each rounded to uint8: <= 0.5 + 0.5
+    assert np.abs(got - sums / 4).max() <= 1.0
+    np.savez(tmp_path / "in" / "train_data_batch_2.npz", data=np.zeros((2, 100), np.uint8), labels=[1, 2])
+    assert main(["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "o5"), "--progress", "False"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train_data_batch_2.npz" in err[-1]
