@@ -119,6 +119,7 @@ def test_imagenet_resized_on_preparing_and_a_bad_batch_named_by_the_cli(
     # Pillow resizes in two separable passes (rows, then columns), each rounded to uint8: <= 0.5 + 0.5
     assert np.abs(got - sums / 4).max() <= 1.0
     np.savez(tmp_path / "in" / "train_data_batch_2.npz", data=np.zeros((2, 100), np.uint8), labels=[1, 2])
+    capsys.readouterr()
     assert main(["prepare", str(tmp_path / "in"), "--out", str(tmp_path / "o5"), "--progress", "False"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "train_data_batch_2.npz" in err[-1]
