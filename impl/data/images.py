@@ -1,8 +1,9 @@
 """Pure array operations on uint8 NHWC image batches: validation, centre crop, resize, channel conversion.
 
 Resampling rule used everywhere in the library (data loading and evaluation):
-- shrinking uses Pillow's ``BOX`` filter, the exact average of the source pixels each target pixel covers
-  (anti-aliased, no ringing);
+- shrinking uses Pillow's ``BOX`` filter, the average of the source pixels each target pixel covers
+  (anti-aliased, no ringing; Pillow runs it as two separable passes, each rounded to uint8, so a result is
+  within one level of the exact mean);
 - enlarging uses Pillow's ``BILINEAR`` filter (pixel-centre aligned, edges clamped), which never leaves the
   range of its inputs, so no overshoot and no clipping;
 - results are rounded back to uint8 by Pillow.

@@ -86,3 +86,40 @@ def test_bad_training_data_is_a_one_line_error(tmp_path: Path, capsys: pytest.Ca
     assert main(tiny_train(str(tmp_path / "r"), "--data", str(tmp_path / "floats.npy"), *FLAGS)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "floats.npy" in err[0] and "uint8" in err[0]
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_two_gloo_processes_stream_shards_with_workers(tmp_path: Path, prepared: dict[str, Path]) -> None:
+    """A real 2-rank run reads tar shards through DataLoader workers and checkpoints (6 shards >= 2 x 2)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo = Path(__file__).resolve().parents[2]
+    argv = tiny_train(str(tmp_path / "two"), "--data", str(prepared["shards"]), "--max_steps", "3", *FLAGS)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+        "-m",
+        "impl.cli",
+        *argv,
+        "--device",
+        "cpu",
+        "--num_workers",
+        "2",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(repo))
+    done = subprocess.run(
+        cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "two" / "checkpoints" / "step_0000003" / "model.safetensors").is_file()
