@@ -45,10 +45,6 @@ class TrainingData:
     reader: NpyImages | LazyImageFolder | None = None
     shards: ShardSet | None = None
 
-    @property
-    def streams(self) -> bool:
-        return self.memory is None
-
 
 def _in_memory(kind: str, dataset: ImageDataset) -> TrainingData:
     return TrainingData(

@@ -9,6 +9,7 @@ stream order of ``impl.train.shard_order``.
 from __future__ import annotations
 
 import itertools
+import signal
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -56,6 +57,13 @@ def _worker_error(exc: BaseException) -> ValueError:
     return ValueError(last.removeprefix("ValueError: "))
 
 
+def _ignore_interrupts(worker_id: int) -> None:
+    """Ctrl-C reaches the whole process group: the workers leave it to the training process, which stops
+    at its next step and saves (``impl.train.signals``); a worker killed by it would lose that step."""
+    del worker_id
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _loader(dataset: Any, num_workers: int, device: torch.device, sampler: Any = None) -> Iterator[Item]:
     loader: DataLoader[Item] = DataLoader(
         dataset,
@@ -64,6 +72,7 @@ def _loader(dataset: Any, num_workers: int, device: torch.device, sampler: Any =
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
         prefetch_factor=PREFETCH_FACTOR if num_workers > 0 else None,
+        worker_init_fn=_ignore_interrupts,
     )
     return iter(loader)
 

@@ -141,3 +141,24 @@ def test_auto_holds_small_sets_in_memory_and_streams_large_ones(
         open_training_data(str(path), image_size=8)
     with pytest.raises(ValueError, match="--data_loader stream"):
         open_training_data("digits", image_size=8, loader="stream")
+
+
+def test_workers_survive_ctrl_c_so_the_trainer_can_save(tmp_path: Path) -> None:
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    path, _ = _npy(tmp_path)
+    stream = IndexedStreamData(NpyImages(path), num_workers=1)
+    stream.bind(seed=0, global_batch=2, rank=0, world_size=1)
+    stream.fetch(0, CPU)
+    workers = multiprocessing.active_children()
+    assert workers
+    for worker in workers:  # what a terminal's Ctrl-C does to the whole process group
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGINT)
+    time.sleep(0.5)
+    for step in range(1, 12):  # past the prefetched batches: the worker is still serving
+        stream.fetch(step, CPU)
+    stream.close()
