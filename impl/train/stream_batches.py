@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import signal
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import numpy as np
 import torch
@@ -104,7 +104,8 @@ class _StreamBase:
         self.plan = (seed, global_batch, rank, world_size)
         self.close()
 
-    def to(self, device: torch.device) -> Any:
+    def to(self, device: torch.device) -> Self:
+        """Itself: batches are moved to the device as they are fetched."""
         return self
 
     def _start(self, step: int, device: torch.device) -> Iterator[Item]:
