@@ -13,7 +13,7 @@ def _add_train_parser(sub: Any) -> None:
     from impl.factory import add_dict_to_argparser, train_model_defaults
     from impl.runtime.compile import COMPILE_MODES, COMPILE_SCOPES, TRAINING_COMPILE_BACKENDS
     from impl.runtime.precision import PRECISIONS
-    from impl.train.config import OPTIMIZER_IMPLS, SCHEDULE_SAMPLERS, TrainConfig
+    from impl.train.config import DATA_LOADERS, OPTIMIZER_IMPLS, SCHEDULE_SAMPLERS, TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser(
@@ -28,7 +28,20 @@ def _add_train_parser(sub: Any) -> None:
         "--data_dir",
         dest="data",
         default=d.data,
-        help="'digits', 'digits:train', 'digits:held_out', an image folder or an .npz file",
+        help="'digits', 'digits:train', 'digits:held_out', an image folder, an .npz, a .npy, a folder "
+        "written by 'iddpm prepare', or tar shards (folder, brace pattern, .txt list); see docs/data.md",
+    )
+    g.add_argument(
+        "--data_loader",
+        default=d.data_loader,
+        choices=DATA_LOADERS,
+        help="auto: hold the set in memory up to 1 GiB of pixels, else stream it; memory or stream force it",
+    )
+    g.add_argument(
+        "--num_workers",
+        type=int,
+        default=d.num_workers,
+        help="DataLoader workers decoding ahead of training when streaming (0: in the training process)",
     )
     g.add_argument("--out_dir", default=d.out_dir, help="run directory (default runs/<data>-<time>)")
     g.add_argument("--batch_size", type=int, default=d.batch_size, help="global batch (split across ranks)")
@@ -112,9 +125,37 @@ def _add_train_parser(sub: Any) -> None:
     )
 
 
+def _add_prepare_parser(sub: Any) -> None:
+    from impl.data.choices import DEFAULT_SHARD_SIZE, PREPARE_FORMATS, SPLITS
+
+    p = sub.add_parser(
+        "prepare",
+        help="convert an image folder, .npz, CIFAR-10 or downsampled ImageNet into .npy or tar shards",
+        description="Prepare training data (see docs/data.md); re-running on the same --out verifies it.",
+    )
+    p.add_argument(
+        "source",
+        help="an image folder, an .npz (arr_0/arr_1), cifar-10-python.tar.gz or its extracted folder, or a "
+        "folder / .npz of downsampled-ImageNet batches",
+    )
+    p.add_argument("--out", required=True, help="the folder to create (written atomically)")
+    p.add_argument("--format", default="shards", choices=PREPARE_FORMATS, help="tar shards or one .npy")
+    p.add_argument(
+        "--image_size",
+        type=int,
+        default=None,
+        help="resize (BOX halvings, bicubic, centre crop); default: keep",
+    )
+    p.add_argument("--shard_size", type=int, default=DEFAULT_SHARD_SIZE, help="images per tar shard")
+    p.add_argument("--split", default="train", choices=SPLITS, help="CIFAR-10 / ImageNet split")
+    _add_bool(p, "folder_labels", False, "image folder: class label = file name before the first '_'")
+    _add_bool(p, "overwrite", False, "replace an existing --out")
+    _add_bool(p, "progress", True, "show a progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Improved DDPM: train, sample, evaluate.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,nll,evaluate}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,nll,evaluate,prepare}")
     _add_train_parser(sub)
 
     s = sub.add_parser("sample", help="draw samples to .npz (+ PNG grid)")
@@ -146,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="digits classifier score + Fréchet distance of a samples .npz")
     e.add_argument("samples", help=".npz with arr_0 = uint8 NHWC images")
     e.add_argument("--output", default="", help="also write the JSON here")
+    _add_prepare_parser(sub)
     return parser
 
 

@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from impl.data.images import ALLOWED_CHANNELS, resize_square
 
-__all__ = ["IMAGE_EXTENSIONS", "class_name_of", "list_image_files", "read_image_folder"]
+__all__ = ["IMAGE_EXTENSIONS", "class_name_of", "list_image_files", "read_image_file", "read_image_folder"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
@@ -45,7 +45,7 @@ def class_name_of(path: Path) -> str:
     return name.split("_", 1)[0]
 
 
-def _read_one(path: Path, channels: int, image_size: int) -> NDArray[np.uint8]:
+def read_image_file(path: Path, channels: int, image_size: int) -> NDArray[np.uint8]:
     try:
         with Image.open(path) as opened:
             converted = opened.convert("L" if channels == 1 else "RGB")
@@ -74,5 +74,5 @@ def read_image_folder(
         labels = np.array([ids[name] for name in names], dtype=np.int64)
     images = np.empty((len(files), image_size, image_size, channels), dtype=np.uint8)
     for i, path in enumerate(files):
-        images[i] = _read_one(path, channels, image_size)
+        images[i] = read_image_file(path, channels, image_size)
     return images, labels, class_names

@@ -1,11 +1,14 @@
 """Pure array operations on uint8 NHWC image batches: validation, centre crop, resize, channel conversion.
 
 Resampling rule used everywhere in the library (data loading and evaluation):
-- shrinking uses Pillow's ``BOX`` filter, the exact average of the source pixels each target pixel covers
-  (anti-aliased, no ringing);
+- shrinking uses Pillow's ``BOX`` filter, the average of the source pixels each target pixel covers
+  (anti-aliased, no ringing; Pillow runs it as two separable passes, each rounded to uint8, so a result is
+  within one level of the exact mean);
 - enlarging uses Pillow's ``BILINEAR`` filter (pixel-centre aligned, edges clamped), which never leaves the
   range of its inputs, so no overshoot and no clipping;
 - results are rounded back to uint8 by Pillow.
+``iddpm prepare`` uses ``resize_like_original`` instead, the original data loader's resize (BOX halvings,
+then bicubic, then a centre crop), so that prepared sets match the paper's preprocessing.
 Greyscale from RGB is Pillow's ``"L"`` conversion, ITU-R 601-2 luma ``L = (299 R + 587 G + 114 B) / 1000``.
 """
 
@@ -21,6 +24,9 @@ __all__ = [
     "center_crop_square",
     "check_images",
     "convert_channels",
+    "hwc_array",
+    "pil_image",
+    "resize_like_original",
     "resize_square",
     "to_model_range",
 ]
@@ -56,13 +62,15 @@ def center_crop_square(images: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return images[:, top : top + side, left : left + side, :]
 
 
-def _pil_image(image_hwc: NDArray[np.uint8]) -> Image.Image:
+def pil_image(image_hwc: NDArray[np.uint8]) -> Image.Image:
+    """One uint8 HWC image as a Pillow image (mode ``L`` for one channel, ``RGB`` for three)."""
     if image_hwc.shape[2] == 1:
         return Image.fromarray(np.ascontiguousarray(image_hwc[:, :, 0]), mode="L")
     return Image.fromarray(np.ascontiguousarray(image_hwc), mode="RGB")
 
 
-def _hwc_array(image: Image.Image) -> NDArray[np.uint8]:
+def hwc_array(image: Image.Image) -> NDArray[np.uint8]:
+    """A Pillow image as uint8 HWC (a greyscale image gets a channel axis of 1)."""
     arr = np.asarray(image, dtype=np.uint8)
     return arr[:, :, None] if arr.ndim == 2 else arr
 
@@ -78,8 +86,27 @@ def resize_square(images: NDArray[np.uint8], size: int) -> NDArray[np.uint8]:
     resample = Image.Resampling.BOX if size < side else Image.Resampling.BILINEAR
     out = np.empty((images.shape[0], size, size, images.shape[3]), dtype=np.uint8)
     for i in range(images.shape[0]):
-        out[i] = _hwc_array(_pil_image(images[i]).resize((size, size), resample=resample))
+        out[i] = hwc_array(pil_image(images[i]).resize((size, size), resample=resample))
     return out
+
+
+def resize_like_original(image: Image.Image, size: int) -> Image.Image:
+    """The original data loader's resize of one picture to ``size x size``.
+
+    While the short side is at least ``2 * size``, halve both sides (``//2``) with ``BOX``; then scale so the
+    short side is ``size`` (each side ``round(side * size / short)``) with ``BICUBIC``; then take the centred
+    ``size x size`` square at ``((H - size) // 2, (W - size) // 2)``.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"image_size must be a positive int; got {size!r}")
+    while min(image.size) >= 2 * size:
+        image = image.resize((image.size[0] // 2, image.size[1] // 2), resample=Image.Resampling.BOX)
+    scale = size / min(image.size)
+    image = image.resize(
+        (round(image.size[0] * scale), round(image.size[1] * scale)), resample=Image.Resampling.BICUBIC
+    )
+    left, top = (image.size[0] - size) // 2, (image.size[1] - size) // 2
+    return image.crop((left, top, left + size, top + size))
 
 
 def convert_channels(images: NDArray[np.uint8], channels: int) -> NDArray[np.uint8]:
@@ -94,7 +121,7 @@ def convert_channels(images: NDArray[np.uint8], channels: int) -> NDArray[np.uin
         return np.ascontiguousarray(np.repeat(images, 3, axis=3))
     out = np.empty((*images.shape[:3], 1), dtype=np.uint8)
     for i in range(images.shape[0]):
-        out[i, :, :, 0] = np.asarray(_pil_image(images[i]).convert("L"), dtype=np.uint8)
+        out[i, :, :, 0] = np.asarray(pil_image(images[i]).convert("L"), dtype=np.uint8)
     return out
 
 

@@ -1,14 +1,55 @@
-"""The training data held in memory, fetched by index (the index list comes from impl.runtime.seeding)."""
+"""What the trainer draws batches from: the ``BatchSource`` interface, and the training data held in memory.
+
+Every source is bound once to the run's ``(seed, global batch, rank, world_size)`` and then asked for the
+batch of step ``s`` with ``fetch(s, device)``.  Index-addressable sources (memory, ``.npy``, image folders)
+serve rank ``r``'s share of the global batch ``global_batch_indices(seed, s, N, B)``
+(``impl.runtime.seeding``), so their batches are a pure function of ``(seed, s, rank)`` and a resumed
+run continues bit for bit; tar shards serve a stream whose order is fixed by the same numbers
+(``impl.train.shard_order``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from impl.runtime.seeding import global_batch_indices, rank_slice
+
 # Data sets up to this size are moved to the training device once; larger ones stay on the host.
 DEVICE_RESIDENT_BYTES = 2 * 1024**3
+
+
+class BatchSource(Protocol):
+    """The data interface of ``impl.train.Trainer``."""
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def has_labels(self) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+    def to(self, device: torch.device) -> BatchSource: ...
+
+    def bind(self, *, seed: int, global_batch: int, rank: int, world_size: int) -> None: ...
+
+    def fetch(self, step: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+
+def local_batch_indices(
+    seed: int, step: int, num_items: int, global_batch: int, rank: int, world_size: int
+) -> torch.Tensor:
+    """Rank ``rank``'s share of the global batch of ``step`` (int64 CPU tensor)."""
+    share = rank_slice(global_batch, rank, world_size)
+    return global_batch_indices(seed, step, num_items, global_batch)[share]
+
+
+def to_model_range_on(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels to float32 ``p/127.5 − 1``; float data as float32 unchanged."""
+    return x.to(torch.float32) / 127.5 - 1.0 if x.dtype == torch.uint8 else x.to(torch.float32)
 
 
 class InMemoryData:
@@ -25,6 +66,20 @@ class InMemoryData:
             raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(labels.shape)}")
         self.x = x
         self.labels = labels
+        self.plan: tuple[int, int, int, int] = (0, 1, 0, 1)
+
+    def bind(self, *, seed: int, global_batch: int, rank: int, world_size: int) -> None:
+        """Fix the run's ``(seed, global batch, rank, world_size)`` that ``fetch`` reads its indices from."""
+        self.plan = (seed, global_batch, rank, world_size)
+
+    def fetch(self, step: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This rank's share of the global batch of ``step`` (see the module docstring)."""
+        seed, global_batch, rank, world_size = self.plan
+        return self.batch(local_batch_indices(seed, step, len(self), global_batch, rank, world_size), device)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None
 
     @classmethod
     def from_image_dataset(cls, dataset: Any) -> InMemoryData:
@@ -48,13 +103,15 @@ class InMemoryData:
         if self.x.numel() * self.x.element_size() > DEVICE_RESIDENT_BYTES:
             return self
         labels = None if self.labels is None else self.labels.to(device)
-        return InMemoryData(self.x.to(device), labels)
+        moved = InMemoryData(self.x.to(device), labels)
+        moved.plan = self.plan
+        return moved
 
     def batch(self, indices: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Examples at ``indices`` as float32 on ``device`` (and their labels)."""
         idx = copy_without_host_sync(indices, self.x.device)
         x = copy_without_host_sync(self.x.index_select(0, idx), device)
-        x = x.to(torch.float32) / 127.5 - 1.0 if x.dtype == torch.uint8 else x.to(torch.float32)
+        x = to_model_range_on(x)
         labels = None
         if self.labels is not None:
             label_idx = copy_without_host_sync(idx, self.labels.device)

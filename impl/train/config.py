@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from impl.data.choices import DATA_LOADERS as DATA_LOADERS
 from impl.diffusion.resample import SAMPLER_NAMES
 from impl.runtime.compile import COMPILE_MODES, COMPILE_SCOPES, TRAINING_COMPILE_BACKENDS
 from impl.runtime.precision import check_precision
@@ -54,6 +55,8 @@ class TrainConfig:
     ``compile=True``.
     ``recompute_norms`` reruns the U-Net's GroupNorm → scale-shift → SiLU → dropout segments in the
     backward pass instead of storing them (same values, less activation memory; ``impl.nn.recompute``).
+    ``data_loader`` ("auto": by size; "memory"; "stream") and ``num_workers`` (DataLoader workers decoding
+    ahead of the trainer) choose how the data is read (docs/data.md).
     ``model_flags`` holds the model_and_diffusion flags the model was built with.
     """
 
@@ -88,6 +91,8 @@ class TrainConfig:
     recompute_norms: bool = False
     allow_tf32: bool = False
     cudnn_benchmark: bool = False
+    data_loader: str = "auto"
+    num_workers: int = 0
     model_flags: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -136,6 +141,16 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0 (0: off / only at the end), got {getattr(self, name)}")
         _positive_int("keep_checkpoints", self.keep_checkpoints)
         check_optimizer_impl(self.optimizer_impl)
+        _one_of("data_loader", self.data_loader, DATA_LOADERS)
+        if (
+            isinstance(self.num_workers, bool)
+            or not isinstance(self.num_workers, int)
+            or self.num_workers < 0
+        ):
+            raise ValueError(
+                "num_workers must be an integer >= 0 (0: read in the training process), "
+                f"got {self.num_workers!r}"
+            )
         for name in ("channels_last", "allow_tf32", "cudnn_benchmark"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")

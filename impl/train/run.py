@@ -12,7 +12,7 @@ import torch
 from impl.factory import build_diffusion, build_model_and_diffusion, resolve_data_flags
 from impl.runtime.seeding import STREAM_INIT, derive_seed
 from impl.train.atomic import atomic_write_json
-from impl.train.batches import InMemoryData
+from impl.train.batches import BatchSource, InMemoryData
 from impl.train.checkpoint import (
     CHECKPOINT_DIRNAME,
     find_checkpoint_dir,
@@ -49,6 +49,8 @@ RESUME_OVERRIDABLE = frozenset(
         "recompute_norms",
         "allow_tf32",
         "cudnn_benchmark",
+        "data_loader",
+        "num_workers",
     }
 )
 
@@ -128,18 +130,11 @@ def _train(
             )
     config.validate(ctx.world_size)
 
-    from impl.data import load_data
     from impl.diffusion import create_named_schedule_sampler
 
     flags = dict(config.model_flags)
-    in_ch = int(flags.get("in_channels", 0))
-    dataset = load_data(
-        config.data,
-        image_size=int(flags["image_size"]),
-        class_cond=bool(flags.get("class_cond", False)),
-        channels=in_ch if in_ch in (1, 3) else None,
-    )
-    flags = resolve_data_flags(flags, dataset.channels, dataset.num_classes)
+    data, num_classes, channels = _open_data(config, flags, None if ckpt is None else ckpt.config)
+    flags = resolve_data_flags(flags, channels, num_classes)
     config = replace(config, model_flags=flags)
     torch.manual_seed(derive_seed(config.seed, STREAM_INIT))
     model, diffusion = build_model_and_diffusion(flags)
@@ -151,17 +146,51 @@ def _train(
     trainer = Trainer(
         model=model,
         diffusion=diffusion,
-        data=InMemoryData.from_image_dataset(dataset),
+        data=data,
         config=config,
         run_dir=run_dir,
         ctx=ctx,
         schedule_sampler=sampler,
         grid_diffusion=grid_diffusion,
         class_cond=bool(flags.get("class_cond", False)),
-        num_classes=dataset.num_classes,
+        num_classes=num_classes,
     )
     if ckpt is not None:
         trainer.load(ckpt)
     with StopFlag() as stop:
         trainer.should_stop = lambda: stop.requested
         return trainer.run()
+
+
+def _open_data(
+    config: TrainConfig, flags: dict[str, Any], saved: dict[str, Any] | None
+) -> tuple[BatchSource, int | None, int]:
+    """The batch source of ``config.data`` (in memory or streamed), its class count and channel count."""
+    from impl.data.training_source import open_training_data
+    from impl.train.stream_batches import IndexedStreamData, ShardStreamData
+
+    in_ch = int(flags.get("in_channels", 0))
+    source = open_training_data(
+        config.data,
+        image_size=int(flags["image_size"]),
+        class_cond=bool(flags.get("class_cond", False)),
+        channels=in_ch if in_ch in (1, 3) else None,
+        loader=config.data_loader,
+    )
+    data: BatchSource
+    if source.memory is not None:
+        data = InMemoryData.from_image_dataset(source.memory)
+    elif source.reader is not None:
+        data = IndexedStreamData(source.reader, config.num_workers)
+    else:
+        assert source.shards is not None
+        if saved is not None:
+            for name in ("num_workers", "data_loader"):
+                if name in saved and saved[name] != getattr(config, name):
+                    raise TrainError(
+                        f"--{name}={getattr(config, name)!r} differs from the resumed run's "
+                        f"{saved[name]!r}: a tar-shard run's order depends on it (docs/data.md); resume "
+                        "with the same value"
+                    )
+        data = ShardStreamData(source.shards, config.num_workers)
+    return data, source.num_classes, source.channels

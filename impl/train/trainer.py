@@ -25,11 +25,10 @@ from impl.runtime.seeding import (
     STREAM_GRID,
     STREAM_STEP,
     derive_seed,
-    global_batch_indices,
     rank_slice,
     seeded_generator,
 )
-from impl.train.batches import InMemoryData
+from impl.train.batches import BatchSource
 from impl.train.checkpoint import (
     TrainingCheckpoint,
     capture_rng_state,
@@ -127,7 +126,7 @@ class Trainer:
         *,
         model: nn.Module,
         diffusion: Diffusion,
-        data: InMemoryData,
+        data: BatchSource,
         config: TrainConfig,
         run_dir: Path | None = None,
         ctx: DistContext | None = None,
@@ -147,10 +146,16 @@ class Trainer:
         self.schedule_sampler = schedule_sampler
         self.class_cond = class_cond
         self.num_classes = num_classes
-        if class_cond and data.labels is None:
+        if class_cond and not data.has_labels:
             raise ValueError("class_cond=True needs a data set with labels")
         self.should_stop = should_stop
         self.data = data.to(self.device)
+        self.data.bind(
+            seed=config.seed,
+            global_batch=config.batch_size,
+            rank=self.ctx.rank,
+            world_size=self.ctx.world_size,
+        )
         self.saved_backend_flags: BackendFlags | None = apply_backend_flags(
             self.device, allow_tf32=config.allow_tf32, cudnn_benchmark=config.cudnn_benchmark
         )
@@ -233,8 +238,7 @@ class Trainer:
             torch.rand(cfg.batch_size, generator=gen, device=self.device) < 0.5 if cfg.random_flip else None
         )
         share = rank_slice(cfg.batch_size, ctx.rank, ctx.world_size)
-        indices = global_batch_indices(cfg.seed, step, len(self.data), cfg.batch_size)[share]
-        x, labels = self.data.batch(indices, self.device)
+        x, labels = self.data.fetch(step, self.device)
         x = self._layout(x)
         if flip_all is not None:
             x = torch.where(flip_all[share].view(-1, *([1] * (x.ndim - 1))), x.flip(-1), x)
