@@ -1,0 +1,425 @@
+"""Tests of the prepared device check without a GPU: the script's dry run, its bookkeeping, the profiler
+analysis, and the audit that every CUDA test carries the ``cuda`` marker.
+
+The whole dry run (every step) is ``make gpu-check-dry``, part of ``make test``; here the script runs one
+step at a time, so each test costs seconds, and the pieces are checked against hand-computed values.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from benchmarks import device_check, profile_step
+from benchmarks.device_check import JunitCounts, StepResult, step_status
+from benchmarks.profile_step import TraceEvent, analyse
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "benchmarks" / "device_check.sh"
+STEPS = (
+    "a_cuda_tests",
+    "b1_train_cifar10",
+    "b2_sample_loop",
+    "b3_calc_bpd",
+    "b4_train_imagenet64",
+    "b5_other_workloads",
+    "c_profile",
+)
+DEVICE_TOOL_FILE_LIMIT = 8  # the device tool brings back at most 8 files from $OUT
+
+
+def run_check(out: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {
+        **os.environ,
+        "OUT": str(out),
+        "IDDPM_DEVICE_DRY_RUN": "1",
+        "PYTHON": sys.executable,
+        **env,
+    }
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], env=environ, capture_output=True, text=True, timeout=900, check=False
+    )
+
+
+def summary_rows(out: Path) -> dict[str, str]:
+    """step -> the status column of summary.txt."""
+    rows = {}
+    for line in (out / "summary.txt").read_text(encoding="utf-8").splitlines():
+        for step in STEPS:
+            if line.startswith(step + " "):
+                rows[step] = re.split(r"\s{2,}", line.strip())[1]
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# the script, one step at a time
+# --------------------------------------------------------------------------------------------------
+def test_dry_run_of_one_benchmark_step_writes_summary_json_and_archive(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = run_check(out, IDDPM_CHECK_ONLY="b3_calc_bpd")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = summary_rows(out)
+    assert rows == {step: ("passed" if step == "b3_calc_bpd" else "not selected") for step in STEPS}
+    summary = (out / "summary.txt").read_text(encoding="utf-8")
+    assert summary.startswith("device check, DRY RUN")
+    assert summary.rstrip().splitlines()[-1].startswith("overall: no step failed")
+    assert done.stdout.rstrip().endswith(summary.rstrip()), "the summary must be the last thing printed"
+
+    left = sorted(p.name for p in out.iterdir())
+    assert left == ["benchmarks.json", "benchmarks.md", "environment.json", "logs.tar.gz", "summary.txt"]
+    saved = json.loads((out / "benchmarks.json").read_text(encoding="utf-8"))
+    infos = [b["extra_info"] for b in saved["benchmarks"]]
+    assert sorted(i["mode"] for i in infos) == ["eager_fp32", "fast"]
+    assert {i["workload"] for i in infos} == {"calc_bpd_loop_slice/cifar10"}
+    assert {i["scale"] for i in infos} == {"tiny"}
+    assert all(b["stats"]["rounds"] >= 1 for b in saved["benchmarks"])
+    assert saved["machine_info"]["iddpm_scale"] == "tiny"
+    assert "calc_bpd_loop_slice/cifar10" in (out / "benchmarks.md").read_text(encoding="utf-8")
+    environment = json.loads((out / "environment.json").read_text(encoding="utf-8"))
+    assert environment["dry_run"] is True
+    with tarfile.open(out / "logs.tar.gz") as archive:
+        members = set(archive.getnames())
+    for name in ("imports.log", "steps.jsonl", "b3_calc_bpd.log", "b3_calc_bpd.xml", "b3_calc_bpd.json"):
+        assert f"logs/{name}" in members
+
+
+def test_a_step_over_its_cap_is_a_timeout_and_fails_the_check(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = run_check(out, "--keep-logs", IDDPM_CHECK_ONLY="a_cuda_tests", CAP_a_cuda_tests="1")
+    assert done.returncode == 1
+    assert summary_rows(out)["a_cuda_tests"] == "timeout"
+    assert "overall: FAILED: a_cuda_tests" in (out / "summary.txt").read_text(encoding="utf-8")
+    assert (out / "logs" / "a_cuda_tests.log").is_file(), "--keep-logs keeps the loose logs"
+    assert (out / "logs.tar.gz").is_file()
+
+
+def test_outside_the_dry_run_a_machine_without_cuda_stops_at_once(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = run_check(out, IDDPM_DEVICE_DRY_RUN="0", CUDA_VISIBLE_DEVICES="")  # no device, even on a GPU host
+    assert done.returncode == 4
+    assert "no CUDA device" in done.stdout + done.stderr
+    assert "stopped before its steps" in (out / "summary.txt").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "message"),
+    [
+        ({"IDDPM_DEVICE_DRY_RUN": "2"}, (), "IDDPM_DEVICE_DRY_RUN must be 0 or 1"),
+        ({"IDDPM_CHECK_ONLY": "b9_nothing"}, (), "unknown step 'b9_nothing'"),
+        ({"CAP_SCALE": "fast"}, (), "CAP_SCALE must be a whole number"),
+        ({"CAP_c_profile": "1.5"}, (), "CAP_c_profile must be a whole number of seconds"),
+        ({}, ("--fast",), "unknown argument '--fast'"),
+    ],
+)
+def test_bad_settings_are_one_line_usage_errors(
+    tmp_path: Path, env: dict[str, str], args: tuple[str, ...], message: str
+) -> None:
+    out = tmp_path / "out"
+    done = run_check(out, *args, **env)
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not out.exists(), "nothing is written before the settings are checked"
+
+
+def test_a_non_empty_out_is_kept_unless_overwrite_and_overwrite_removes_only_its_own_files(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.txt").write_text("a previous check\n", encoding="utf-8")
+    (out / "notes.txt").write_text("mine\n", encoding="utf-8")
+    refused = run_check(out)
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr
+    assert (out / "summary.txt").read_text(encoding="utf-8") == "a previous check\n"
+
+    done = run_check(out, "--overwrite", IDDPM_CHECK_ONLY="c_profile", CAP_c_profile="1")
+    assert done.returncode == 1  # the profile cannot finish in 1 s: a timeout, recorded as such
+    assert summary_rows(out)["c_profile"] == "timeout"
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine\n"
+
+
+def test_the_script_runs_every_benchmark_of_the_suite() -> None:
+    """Every test function of ``benchmarks/test_*.py`` is selected by some b-step (whole file or by name)."""
+    text = SCRIPT.read_text(encoding="utf-8")
+    selections = set(re.findall(r"benchmarks/(test_\w+\.py)(?:::(\w+))?", text))
+    whole_files = {file for file, name in selections if not name}
+    by_name = {(file, name) for file, name in selections if name}
+    for path in sorted((REPO / "benchmarks").glob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                covered = path.name in whole_files or (path.name, node.name) in by_name
+                assert covered, f"{path.name}::{node.name} is in no step of device_check.sh"
+
+
+def test_make_test_runs_the_dry_run_after_the_benchmark_smoke_test() -> None:
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    test_line = next(line for line in makefile.splitlines() if line.startswith("test:"))
+    prerequisites = test_line.split(":", 1)[1].split()
+    assert prerequisites.index("gpu-check-dry") == prerequisites.index("benchmarks-smoke") + 1
+    recipe = makefile.split("gpu-check-dry: venv\n", 1)[1].splitlines()[0]
+    assert "IDDPM_DEVICE_DRY_RUN=1" in recipe and "benchmarks/device_check.sh" in recipe
+
+
+# --------------------------------------------------------------------------------------------------
+# the bookkeeping
+# --------------------------------------------------------------------------------------------------
+def status(**overrides: Any) -> tuple[str, str]:
+    arguments: dict[str, Any] = {
+        "rc": 0,
+        "cap_s": 60,
+        "counts": JunitCounts(tests=4, failures=0, errors=0, skipped=1),
+        "cuda_step": False,
+        "cuda_available": True,
+        "missing_outputs": [],
+    }
+    arguments.update(overrides)
+    return step_status(**arguments)
+
+
+def test_step_status_rules() -> None:
+    assert status() == ("passed", "3 passed, 0 failed, 0 errors, 1 skipped")
+    failing = JunitCounts(tests=4, failures=1, errors=0, skipped=0)
+    assert status(rc=124, counts=failing)[0] == "timeout"
+    assert status(rc=137, counts=None) == ("timeout", "stopped at its 60 s cap")
+    assert status(rc=1, counts=failing)[0] == "failed"
+    # without CUDA a CUDA step is skipped, even when some optional-CUDA test passed on the CPU ...
+    cpu_run = JunitCounts(tests=61, failures=0, errors=0, skipped=60)
+    assert status(counts=cpu_run, cuda_step=True, cuda_available=False)[0] == "skipped: no CUDA"
+    # ... but a failure on the CPU is still a failure
+    assert status(rc=1, counts=failing, cuda_step=True, cuda_available=False)[0] == "failed"
+    assert status(counts=cpu_run, cuda_step=True, cuda_available=True)[0] == "passed"
+    nothing = JunitCounts(tests=0, failures=0, errors=0, skipped=0)
+    assert status(rc=5, counts=nothing)[1].startswith("no tests collected")
+    assert status(rc=3, counts=None) == ("failed", "exit status 3")
+    assert status(missing_outputs=["profile.json"]) == ("failed", "missing output: profile.json")
+
+
+def test_read_junit_sums_every_suite(tmp_path: Path) -> None:
+    report = tmp_path / "r.xml"
+    report.write_text(
+        '<testsuites><testsuite tests="5" failures="1" errors="0" skipped="2"/>'
+        '<testsuite tests="3" failures="0" errors="1" skipped="0"/></testsuites>',
+        encoding="utf-8",
+    )
+    counts = device_check.read_junit(report)
+    assert counts == JunitCounts(tests=8, failures=1, errors=1, skipped=2)
+    assert counts.passed == 4
+
+
+def test_summary_names_the_failing_steps_and_benchmark_detail_counts_targets() -> None:
+    results = [
+        StepResult("a_cuda_tests", "passed", 10.0, 90),
+        StepResult("b1_train_cifar10", "timeout", 70.5, 70),
+        StepResult("c_profile", "failed", 3.0, 45),
+    ]
+    lines = device_check.format_summary(results, "header")
+    assert lines[0] == "header" and lines[1].split()[:3] == ["step", "status", "seconds"] and len(lines) == 6
+    assert lines[-1] == "overall: FAILED: b1_train_cifar10, c_profile (83.5 s in steps)"
+    assert device_check.format_summary(results[:1], "h")[-1].startswith("overall: no step failed")
+    saved = {"benchmarks": [{"extra_info": {"target_met": v}} for v in (True, False, None, False)]}
+    assert device_check.benchmark_detail(saved) == "4 benchmark records; targets met 1, missed 2"
+    assert device_check.benchmark_detail({"benchmarks": []}) == "0 benchmark records"
+
+
+def test_a_missing_package_is_named_at_once_with_the_wheel_advice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(device_check, "REQUIRED_MODULES", (("iddpm_no_such_module", "no-such-dist"),))
+    assert device_check.check_imports(tmp_path, dry_run=True) == 3
+    message = capsys.readouterr().err
+    assert "no-such-dist" in message and "bring it as a wheel" in message
+    assert not (tmp_path / "environment.json").exists()
+
+
+def test_merge_keeps_every_record_and_the_first_machine_info(tmp_path: Path) -> None:
+    first, second = tmp_path / "b1.json", tmp_path / "b2.json"
+    first.write_text(json.dumps({"machine_info": {"m": 1}, "benchmarks": [{"n": 1}]}), encoding="utf-8")
+    second.write_text(json.dumps({"machine_info": {"m": 2}, "benchmarks": [{"n": 2}, {"n": 3}]}), "utf-8")
+    merged = device_check.merge_benchmark_json([first, second])
+    assert merged == {"machine_info": {"m": 1}, "benchmarks": [{"n": 1}, {"n": 2}, {"n": 3}]}
+
+
+# --------------------------------------------------------------------------------------------------
+# the profiler analysis (CUDA-shaped events built by hand) and the profile on the CPU
+# --------------------------------------------------------------------------------------------------
+def host(name: str, start: float, end: float | None = None) -> TraceEvent:
+    return TraceEvent(name, False, start, start + 1.0 if end is None else end, 1.0)
+
+
+def kernel(name: str, start: float, duration: float) -> TraceEvent:
+    return TraceEvent(name, True, start, start + duration, duration)
+
+
+def test_analyse_counts_launches_and_syncs_inside_the_range_and_ranks_device_time() -> None:
+    events = [
+        host("range", 0.0, 100.0),
+        host("cudaLaunchKernel", 10.0),
+        host("cudaLaunchKernel", 20.0),
+        host("cudaGraphLaunch", 30.0),
+        host("cudaStreamSynchronize", 40.0),
+        host("cudaLaunchKernel", 150.0),  # after the range: not this run's
+        host("cudaDeviceSynchronize", 160.0),  # the profiler's closing sync, after the range
+        host("aten::add", 12.0),
+        kernel("kernel_a", 11.0, 5.0),
+        kernel("kernel_a", 21.0, 5.0),
+        kernel("kernel_a", 31.0, 5.0),
+        kernel("kernel_b", 41.0, 20.0),
+        kernel("Memcpy DtoH (Device -> Pageable)", 45.0, 2.0),
+        kernel("Memcpy HtoD (Pageable -> Device)", 5.0, 1.0),
+    ]
+    result = analyse(events, range_name="range", steps=2, top=3)
+    assert result["host_range_us"] == 100.0
+    assert result["kernels_executed"] == 4 and result["kernels_executed_per_step"] == 2.0
+    assert result["device_kernel_time_us"] == 35.0
+    assert result["kernel_launch_calls"] == 2 and result["kernel_launch_calls_per_step"] == 1.0
+    assert result["graph_launch_calls"] == 1 and result["graph_launch_calls_per_step"] == 0.5
+    assert result["host_sync_calls"] == {"cudaStreamSynchronize": 1}
+    assert result["host_sync_calls_total"] == 1
+    assert result["device_to_host_copies"] == 1 and result["host_to_device_copies"] == 1
+    assert result["ranked_by"].startswith("device time")
+    top = result["top"]
+    assert [row["name"] for row in top] == ["kernel_b", "kernel_a", "Memcpy DtoH (Device -> Pageable)"]
+    assert top[1]["calls"] == 3 and top[1]["mean_us"] == 5.0
+    assert top[0]["share"] == pytest.approx(20.0 / 38.0) and top[1]["share"] == pytest.approx(15.0 / 38.0)
+
+
+def test_analyse_without_device_events_ranks_cpu_ops_and_rejects_bad_arguments() -> None:
+    events = [host("range", 0.0, 50.0), TraceEvent("aten::mm", False, 1.0, 9.0, 8.0), host("aten::add", 2.0)]
+    result = analyse(events, range_name="range", steps=1, top=20)
+    assert result["ranked_by"].startswith("self CPU time")
+    assert [row["name"] for row in result["top"]] == ["aten::mm", "aten::add"]
+    assert result["kernels_executed"] == 0 and result["kernel_launch_calls"] == 0
+    with pytest.raises(ValueError, match="range_name"):
+        analyse(events, range_name="missing", steps=1, top=5)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        analyse(events, range_name="range", steps=0, top=5)
+
+
+def test_profile_step_on_the_cpu_writes_the_tables(tmp_path: Path) -> None:
+    assert (
+        profile_step.main(["--out", str(tmp_path), "--device", "cpu", "--scale", "tiny", "--top", "5"]) == 0
+    )
+    report = json.loads((tmp_path / "profile.json").read_text(encoding="utf-8"))
+    assert report["device"] == "cpu" and report["scale"] == "tiny"
+    train, sample = report["workloads"]["train_step"], report["workloads"]["sample_loop"]
+    assert train["steps"] == 1 and sample["steps"] == 50
+    for workload in (train, sample):
+        assert workload["ranked_by"].startswith("self CPU time")
+        assert len(workload["top"]) == 5
+        totals = [row["total_us"] for row in workload["top"]]
+        assert totals == sorted(totals, reverse=True) and totals[0] > 0
+        assert workload["kernel_launch_calls"] == 0 and workload["host_sync_calls_total"] == 0
+        assert workload["mode_settings"]["name"] == "fast"
+    text = (tmp_path / "profile.txt").read_text(encoding="utf-8")
+    assert "== train_step (train_step/cifar10" in text and "== sample_loop (sample_loop_50_steps" in text
+
+
+def test_profile_step_usage_errors(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as bad_top:
+        profile_step.main(["--out", str(tmp_path), "--top", "0"])
+    assert bad_top.value.code == 2
+    with pytest.raises(SystemExit) as no_folder:
+        profile_step.main(["--out", str(tmp_path / "missing")])
+    assert no_folder.value.code == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# the cuda marker: the root conftest's skip, and the audit of the suite
+# --------------------------------------------------------------------------------------------------
+class FakeItem:
+    def __init__(self, marker: pytest.Mark | None) -> None:
+        self.marker = marker
+        self.added: list[Any] = []
+
+    def get_closest_marker(self, name: str) -> pytest.Mark | None:
+        return self.marker if name == "cuda" else None
+
+    def add_marker(self, marker: Any) -> None:
+        self.added.append(marker)
+
+
+@pytest.mark.parametrize("cuda_available", [False, True])
+def test_the_root_conftest_skips_cuda_tests_only_without_cuda(
+    cuda_available: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_available)
+    spec = importlib.util.spec_from_file_location("iddpm_root_conftest", REPO / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    plain, optional, unmarked = (
+        FakeItem(pytest.mark.cuda.mark),
+        FakeItem(pytest.mark.cuda(optional=True).mark),
+        FakeItem(None),
+    )
+    conftest.pytest_collection_modifyitems(None, [plain, optional, unmarked])
+    assert optional.added == [] and unmarked.added == []
+    expected = [] if cuda_available else ["needs a CUDA device"]
+    assert [m.mark.kwargs["reason"] for m in plain.added] == expected
+
+
+def unmarked_cuda_tests(source: str) -> list[str]:
+    """Test functions of ``source`` that call ``torch.cuda.is_available()`` (in a decorator or the body)
+    without a ``cuda`` marker (``@pytest.mark.cuda...`` or a module-level alias of one)."""
+    tree = ast.parse(source)
+    aliases = {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign) and "pytest.mark.cuda" in ast.unparse(node.value)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+    def is_cuda_mark(decorator: ast.expr) -> bool:
+        text = ast.unparse(decorator)
+        return text.startswith("pytest.mark.cuda") or text in aliases
+
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.FunctionDef) and node.name.startswith("test_")):
+            continue
+        calls = [
+            sub
+            for sub in ast.walk(node)
+            if isinstance(sub, ast.Call) and ast.unparse(sub.func) == "torch.cuda.is_available"
+        ]
+        if calls and not any(is_cuda_mark(d) for d in node.decorator_list):
+            found.append(node.name)
+    return found
+
+
+def test_the_audit_finds_an_unmarked_cuda_test() -> None:
+    source = (
+        "import pytest, torch\n"
+        "needs = pytest.mark.cuda\n"
+        "@pytest.mark.skipif(not torch.cuda.is_available(), reason='x')\n"
+        "def test_unmarked(): pass\n"
+        "@needs\n"
+        "def test_alias():\n    assert torch.cuda.is_available()\n"
+        "@pytest.mark.cuda(optional=True)\n"
+        "def test_optional():\n    if torch.cuda.is_available(): pass\n"
+        "def test_cpu_only(): pass\n"
+    )
+    assert unmarked_cuda_tests(source) == ["test_unmarked"]
+
+
+def test_every_test_that_asks_for_cuda_carries_the_cuda_marker() -> None:
+    missing = [
+        f"{path.relative_to(REPO)}::{name}"
+        for folder in ("tests", "properties")
+        for path in sorted((REPO / folder).rglob("test_*.py"))
+        for name in unmarked_cuda_tests(path.read_text(encoding="utf-8"))
+    ]
+    assert missing == [], "add @pytest.mark.cuda (or cuda(optional=True)) to: " + ", ".join(missing)
