@@ -135,7 +135,7 @@ run_step() {
 dry_flag=()
 [ "$DRY" = 1 ] && dry_flag=(--dry-run)
 echo "== imports ($PYTHON, dry run: $DRY, OUT: $OUT)"
-timeout -k 5 "$(cap_for imports 30)" "$PYTHON" -m benchmarks.device_check imports --out "$OUT" "${dry_flag[@]}" 2>&1 | tee "$OUT/logs/imports.log"
+timeout -k 5 "$(cap_for imports 20)" "$PYTHON" -m benchmarks.device_check imports --out "$OUT" "${dry_flag[@]}" 2>&1 | tee "$OUT/logs/imports.log"
 rc=${PIPESTATUS[0]}
 if [ "$rc" -ne 0 ]; then
     { echo "device check stopped before its steps: the imports check failed (exit status $rc)"
@@ -144,7 +144,7 @@ if [ "$rc" -ne 0 ]; then
 fi
 
 # ---- a. every CUDA test (tests/ and properties/; skipped without CUDA, which the summary says) ----
-run_step a_cuda_tests 90 --junit a_cuda_tests.xml --cuda-step -- \
+run_step a_cuda_tests 80 --junit a_cuda_tests.xml --cuda-step -- \
     "${PYTEST[@]}" -m cuda tests properties --durations=15 --junitxml="$OUT/logs/a_cuda_tests.xml"
 
 # ---- b. the benchmark suite, both modes (eager_fp32 first, then fast), one JSON per part ----
@@ -156,14 +156,14 @@ bench_step() { # name cap selection...
         --junitxml="$OUT/logs/$name.xml"
 }
 bench_step b1_train_cifar10 70 benchmarks/test_train_step.py::test_train_step_cifar10
-bench_step b2_sample_loop 90 benchmarks/test_sampling.py::test_sample_loop_50_steps_cifar10
-bench_step b3_calc_bpd 45 benchmarks/test_calc_bpd.py
-bench_step b4_train_imagenet64 60 benchmarks/test_train_step.py::test_train_step_imagenet64
-bench_step b5_other_workloads 45 benchmarks/test_sampling.py::test_sample_step_cifar10 \
+bench_step b2_sample_loop 80 benchmarks/test_sampling.py::test_sample_loop_50_steps_cifar10
+bench_step b3_calc_bpd 40 benchmarks/test_calc_bpd.py
+bench_step b4_train_imagenet64 55 benchmarks/test_train_step.py::test_train_step_imagenet64
+bench_step b5_other_workloads 40 benchmarks/test_sampling.py::test_sample_step_cifar10 \
     benchmarks/test_unet_forward.py benchmarks/test_training_losses.py benchmarks/test_schedule_sampler.py
 
 # ---- c. one fast training step and one 50-step sampling run under torch.profiler ----
-run_step c_profile 45 --expect profile.json --expect profile.txt -- \
+run_step c_profile 75 --expect profile.json --expect profile.txt -- \
     "$PYTHON" -m benchmarks.profile_step --out "$OUT" "${PROFILE_ARGS[@]}"
 
 # ---- summary (the last thing printed), then the logs packed into one archive ----

@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.autograd import DeviceType
-from torch.profiler import ProfilerActivity, profile, record_function
+from torch.profiler import DeviceType, ProfilerActivity, profile, record_function
 
 from benchmarks import configs
 from benchmarks.builders import build_model_and_diffusion, build_trainer, sampling_network
@@ -60,23 +59,33 @@ SAMPLE_RANGE = "iddpm.profile.sample_loop"
 
 @dataclass(frozen=True)
 class TraceEvent:
-    """The parts of one profiler event the analysis reads (times in microseconds)."""
+    """The parts of one profiler event the analysis reads (times in microseconds).
+
+    ``annotation``: a ``record_function`` range (the check's own, or one that ``torch.compile`` and the
+    library add), not an operator or a kernel.
+    """
 
     name: str
     on_device: bool
     start_us: float
     end_us: float
     self_us: float
+    annotation: bool = False
 
 
 def trace_events(prof: Any) -> list[TraceEvent]:
-    """The profiler's events as ``TraceEvent`` records (device events: kernels, copies, sets)."""
+    """The profiler's events as ``TraceEvent`` records.  Device events are kernels, copies and sets; the
+    device-side mirrors of ``record_function`` ranges (``gpu_user_annotation``) are left out, since they
+    span many kernels and are none themselves."""
     events = []
     for event in prof.events():
         on_device = event.device_type != DeviceType.CPU
+        annotation = bool(getattr(event, "is_user_annotation", False))
+        if on_device and annotation:
+            continue
         start, end = float(event.time_range.start), float(event.time_range.end)
         self_us = end - start if on_device else float(event.self_cpu_time_total)
-        events.append(TraceEvent(str(event.name), on_device, start, end, self_us))
+        events.append(TraceEvent(str(event.name), on_device, start, end, self_us, annotation))
     return events
 
 
@@ -109,7 +118,7 @@ def top_rows(
         basis, chosen = "device time (CUDA kernels, copies and sets)", device
     else:
         basis = "self CPU time (no device events: CPU-only run)"
-        chosen = [e for e in events if not e.on_device and e.name not in exclude]
+        chosen = [e for e in events if not e.on_device and not e.annotation and e.name not in exclude]
     totals: dict[str, list[float]] = {}
     for event in chosen:
         entry = totals.setdefault(event.name, [0.0, 0.0])

@@ -16,10 +16,12 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import torch
+from torch.profiler import DeviceType
 
 from benchmarks import device_check, profile_step
 from benchmarks.device_check import JunitCounts, StepResult, step_status
@@ -305,6 +307,31 @@ def test_analyse_without_device_events_ranks_cpu_ops_and_rejects_bad_arguments()
         analyse(events, range_name="missing", steps=1, top=5)
     with pytest.raises(ValueError, match="steps must be >= 1"):
         analyse(events, range_name="range", steps=0, top=5)
+
+
+def test_trace_events_drop_device_side_annotations_and_keep_host_ranges() -> None:
+    def event(name: str, device: DeviceType, start: float, end: float, annotation: bool) -> Any:
+        return SimpleNamespace(
+            name=name,
+            device_type=device,
+            time_range=SimpleNamespace(start=start, end=end),
+            self_cpu_time_total=0.5,
+            is_user_annotation=annotation,
+        )
+
+    prof = SimpleNamespace(
+        events=lambda: [
+            event("range", DeviceType.CPU, 0.0, 10.0, True),
+            event("range", DeviceType.CUDA, 1.0, 9.0, True),  # the range mirrored on the device timeline
+            event("kernel_a", DeviceType.CUDA, 2.0, 5.0, False),
+            event("aten::mm", DeviceType.CPU, 1.0, 3.0, False),
+        ]
+    )
+    assert profile_step.trace_events(prof) == [
+        TraceEvent("range", False, 0.0, 10.0, 0.5, annotation=True),
+        TraceEvent("kernel_a", True, 2.0, 5.0, 3.0),
+        TraceEvent("aten::mm", False, 1.0, 3.0, 0.5),
+    ]
 
 
 def test_profile_step_on_the_cpu_writes_the_tables(tmp_path: Path) -> None:
