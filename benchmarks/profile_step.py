@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,12 +247,20 @@ def profile_sample_loop(device: torch.device, scale: str, top: int) -> dict[str,
     return result
 
 
+WORKLOADS: tuple[tuple[str, Callable[[torch.device, str, int], dict[str, Any]]], ...] = (
+    ("train_step", profile_train_step),
+    ("sample_loop", profile_sample_loop),
+)
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The text report: per workload, the key counts and the ranked table."""
     lines = [
         f"device: {report['device']}, scale: {report['scale']}, torch {report['torch']}",
         "(times under the profiler: for where the time goes, not for throughput)",
     ]
+    for name, message in report.get("errors", {}).items():
+        lines.append(f"{name}: FAILED: {message}")
     for name, w in report["workloads"].items():
         syncs = ", ".join(f"{k} {v}" for k, v in w["host_sync_calls"].items()) or "none"
         lines += [
@@ -299,20 +308,25 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda asked for, but torch sees no CUDA device")
     scale = args.scale or select_scale(device)
-    report = {
+    report: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "scale": scale,
         "torch": torch.__version__,
-        "workloads": {
-            "train_step": profile_train_step(device, scale, args.top),
-            "sample_loop": profile_sample_loop(device, scale, args.top),
-        },
+        "workloads": {},
+        "errors": {},
     }
-    write_atomic(args.out / "profile.json", json.dumps(report, indent=2) + "\n")
-    text = format_report(report)
-    write_atomic(args.out / "profile.txt", text)
-    print(text, end="")
-    return 0
+    for name, run in WORKLOADS:
+        # one workload's failure (a compile error, a graph capture the profiler refuses) is recorded and
+        # the other still runs; the files are rewritten after each, so a later timeout keeps the first
+        try:
+            report["workloads"][name] = run(device, scale, args.top)
+        except Exception as error:
+            report["errors"][name] = f"{type(error).__name__}: {error}"
+            traceback.print_exc()
+        write_atomic(args.out / "profile.json", json.dumps(report, indent=2) + "\n")
+        write_atomic(args.out / "profile.txt", format_report(report))
+    print(format_report(report), end="")
+    return 1 if report["errors"] else 0
 
 
 if __name__ == "__main__":

@@ -353,6 +353,27 @@ def test_profile_step_on_the_cpu_writes_the_tables(tmp_path: Path) -> None:
     assert "== train_step (train_step/cifar10" in text and "== sample_loop (sample_loop_50_steps" in text
 
 
+def test_a_failing_workload_is_recorded_and_the_other_still_profiled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(device: torch.device, scale: str, top: int) -> dict[str, Any]:
+        raise RuntimeError("graph capture refused")
+
+    def fine(device: torch.device, scale: str, top: int) -> dict[str, Any]:
+        result = analyse([host("r", 0.0, 5.0), host("aten::mm", 1.0)], range_name="r", steps=1, top=top)
+        result.update(workload="fake/one", batch=1, profiled_wall_s=0.1, peak_memory_gib=None)
+        return result
+
+    monkeypatch.setattr(profile_step, "WORKLOADS", (("train_step", broken), ("sample_loop", fine)))
+    assert profile_step.main(["--out", str(tmp_path), "--device", "cpu", "--scale", "tiny"]) == 1
+    report = json.loads((tmp_path / "profile.json").read_text(encoding="utf-8"))
+    assert report["errors"] == {"train_step": "RuntimeError: graph capture refused"}
+    assert list(report["workloads"]) == ["sample_loop"]
+    assert "train_step: FAILED: RuntimeError: graph capture refused" in (tmp_path / "profile.txt").read_text(
+        encoding="utf-8"
+    )
+
+
 def test_profile_step_usage_errors(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as bad_top:
         profile_step.main(["--out", str(tmp_path), "--top", "0"])
