@@ -102,6 +102,18 @@ def benchmark_detail(saved: dict[str, Any]) -> str:
     return detail
 
 
+def profile_detail(report: dict[str, Any]) -> str:
+    """The profile's headline counts per workload (kernels, launches, graph launches per step, syncs)."""
+    parts = [f"{name}: FAILED" for name in report.get("errors", {})]
+    for name, w in report.get("workloads", {}).items():
+        parts.append(
+            f"{name}: {w['kernels_executed_per_step']:.0f} kernels/step, "
+            f"{w['kernel_launch_calls_per_step']:.0f} launches/step, "
+            f"{w['graph_launch_calls_per_step']:.0f} graph launches/step, {w['host_sync_calls_total']} syncs"
+        )
+    return "; ".join(parts)
+
+
 def step_status(
     *,
     rc: int,
@@ -239,6 +251,9 @@ def record_step(args: argparse.Namespace) -> int:
         if status == "passed" and not saved.get("benchmarks"):
             status, detail = "failed", "the benchmark JSON holds no records"
         detail = "; ".join(part for part in (detail, benchmark_detail(saved)) if part)
+    if args.profile_json is not None and (out / args.profile_json).is_file():
+        report = json.loads((out / args.profile_json).read_text(encoding="utf-8"))
+        detail = "; ".join(part for part in (detail, profile_detail(report)) if part)
     result = StepResult(args.step, status, max(0.0, args.ended - args.started), args.cap, detail)
     with (logs / "steps.jsonl").open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(asdict(result)) + "\n")
@@ -294,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--ended", type=float, required=True)
     record.add_argument("--junit", help="the step's junit report, relative to $OUT/logs")
     record.add_argument("--bench-json", help="the step's benchmark JSON, relative to $OUT/logs")
+    record.add_argument("--profile-json", help="the step's profile report, relative to $OUT")
     record.add_argument("--expect", action="append", default=[], help="an output relative to $OUT")
     record.add_argument("--cuda-step", action="store_true", help="the step needs CUDA to mean anything")
     summary = commands.add_parser("summary", help="write summary.txt and benchmarks.json")

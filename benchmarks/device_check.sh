@@ -163,7 +163,7 @@ bench_step b5_other_workloads 40 benchmarks/test_sampling.py::test_sample_step_c
     benchmarks/test_unet_forward.py benchmarks/test_training_losses.py benchmarks/test_schedule_sampler.py
 
 # ---- c. one fast training step and one 50-step sampling run under torch.profiler ----
-run_step c_profile 75 --expect profile.json --expect profile.txt -- \
+run_step c_profile 75 --expect profile.json --expect profile.txt --profile-json profile.json -- \
     "$PYTHON" -m benchmarks.profile_step --out "$OUT" "${PROFILE_ARGS[@]}"
 
 # ---- summary (the last thing printed), then the logs packed into one archive ----

@@ -235,6 +235,19 @@ def test_summary_names_the_failing_steps_and_benchmark_detail_counts_targets() -
     assert device_check.benchmark_detail({"benchmarks": []}) == "0 benchmark records"
 
 
+def test_profile_detail_names_the_counts_and_the_failures() -> None:
+    workload = {
+        "kernels_executed_per_step": 812.4,
+        "kernel_launch_calls_per_step": 3.0,
+        "graph_launch_calls_per_step": 1.0,
+        "host_sync_calls_total": 0,
+    }
+    report = {"workloads": {"sample_loop": workload}, "errors": {"train_step": "RuntimeError: x"}}
+    assert device_check.profile_detail(report) == (
+        "train_step: FAILED; sample_loop: 812 kernels/step, 3 launches/step, 1 graph launches/step, 0 syncs"
+    )
+
+
 def test_a_missing_package_is_named_at_once_with_the_wheel_advice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
