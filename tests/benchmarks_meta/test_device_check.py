@@ -67,19 +67,42 @@ def summary_rows(out: Path) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------------
 # the script, one step at a time
 # --------------------------------------------------------------------------------------------------
-def test_dry_run_of_one_benchmark_step_writes_summary_json_and_archive(tmp_path: Path) -> None:
+def summary_caps(out: Path) -> dict[str, int]:
+    """step -> the cap column of summary.txt (seconds)."""
+    caps = {}
+    for line in (out / "summary.txt").read_text(encoding="utf-8").splitlines():
+        for step in STEPS:
+            if line.startswith(step + " "):
+                caps[step] = int(re.split(r"\s{2,}", line.strip())[3])
+    return caps
+
+
+def test_dry_run_of_a_benchmark_step_and_the_profile_writes_summary_json_and_archive(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    done = run_check(out, IDDPM_CHECK_ONLY="b3_calc_bpd")
+    done = run_check(out, IDDPM_CHECK_ONLY="b3_calc_bpd c_profile")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = summary_rows(out)
-    assert rows == {step: ("passed" if step == "b3_calc_bpd" else "not selected") for step in STEPS}
+    selected = ("b3_calc_bpd", "c_profile")
+    assert summary_rows(out) == {step: ("passed" if step in selected else "not selected") for step in STEPS}
     summary = (out / "summary.txt").read_text(encoding="utf-8")
     assert summary.startswith("device check, DRY RUN")
     assert summary.rstrip().splitlines()[-1].startswith("overall: no step failed")
+    assert "train_step: 0 kernels/step" in summary  # the profile's counts, zero by construction on the CPU
     assert done.stdout.rstrip().endswith(summary.rstrip()), "the summary must be the last thing printed"
+    # dry-run caps are 3x the device's (b3 35 s, c 70 s); c also gets what b3 left unused
+    caps = summary_caps(out)
+    assert caps["b3_calc_bpd"] == 105 and 210 < caps["c_profile"] <= 210 + 105
 
     left = sorted(p.name for p in out.iterdir())
-    assert left == ["benchmarks.json", "benchmarks.md", "environment.json", "logs.tar.gz", "summary.txt"]
+    assert left == [
+        "benchmarks.json",
+        "benchmarks.md",
+        "environment.json",
+        "logs.tar.gz",
+        "profile.json",
+        "profile.txt",
+        "summary.txt",
+    ]
+    assert len(left) <= DEVICE_TOOL_FILE_LIMIT
     saved = json.loads((out / "benchmarks.json").read_text(encoding="utf-8"))
     infos = [b["extra_info"] for b in saved["benchmarks"]]
     assert sorted(i["mode"] for i in infos) == ["eager_fp32", "fast"]
@@ -90,10 +113,26 @@ def test_dry_run_of_one_benchmark_step_writes_summary_json_and_archive(tmp_path:
     assert "calc_bpd_loop_slice/cifar10" in (out / "benchmarks.md").read_text(encoding="utf-8")
     environment = json.loads((out / "environment.json").read_text(encoding="utf-8"))
     assert environment["dry_run"] is True
+
+    report = json.loads((out / "profile.json").read_text(encoding="utf-8"))
+    assert report["device"] == "cpu" and report["scale"] == "tiny" and report["errors"] == {}
+    train, sample = report["workloads"]["train_step"], report["workloads"]["sample_loop"]
+    assert train["steps"] == 1 and sample["steps"] == 50
+    for workload in (train, sample):
+        assert workload["ranked_by"].startswith("self CPU time")
+        assert len(workload["top"]) == 20
+        totals = [row["total_us"] for row in workload["top"]]
+        assert totals == sorted(totals, reverse=True) and totals[0] > 0
+        assert workload["kernel_launch_calls"] == 0 and workload["host_sync_calls_total"] == 0
+        assert workload["mode_settings"]["name"] == "fast"
+    text = (out / "profile.txt").read_text(encoding="utf-8")
+    assert "== train_step (train_step/cifar10" in text and "== sample_loop (sample_loop_50_steps" in text
+
     with tarfile.open(out / "logs.tar.gz") as archive:
         members = set(archive.getnames())
     for name in ("imports.log", "steps.jsonl", "b3_calc_bpd.log", "b3_calc_bpd.xml", "b3_calc_bpd.json"):
         assert f"logs/{name}" in members
+    assert "logs/c_profile.log" in members
 
 
 def test_a_step_over_its_cap_is_a_timeout_and_fails_the_check(tmp_path: Path) -> None:
@@ -345,25 +384,6 @@ def test_trace_events_drop_device_side_annotations_and_keep_host_ranges() -> Non
         TraceEvent("kernel_a", True, 2.0, 5.0, 3.0),
         TraceEvent("aten::mm", False, 1.0, 3.0, 0.5),
     ]
-
-
-def test_profile_step_on_the_cpu_writes_the_tables(tmp_path: Path) -> None:
-    assert (
-        profile_step.main(["--out", str(tmp_path), "--device", "cpu", "--scale", "tiny", "--top", "5"]) == 0
-    )
-    report = json.loads((tmp_path / "profile.json").read_text(encoding="utf-8"))
-    assert report["device"] == "cpu" and report["scale"] == "tiny"
-    train, sample = report["workloads"]["train_step"], report["workloads"]["sample_loop"]
-    assert train["steps"] == 1 and sample["steps"] == 50
-    for workload in (train, sample):
-        assert workload["ranked_by"].startswith("self CPU time")
-        assert len(workload["top"]) == 5
-        totals = [row["total_us"] for row in workload["top"]]
-        assert totals == sorted(totals, reverse=True) and totals[0] > 0
-        assert workload["kernel_launch_calls"] == 0 and workload["host_sync_calls_total"] == 0
-        assert workload["mode_settings"]["name"] == "fast"
-    text = (tmp_path / "profile.txt").read_text(encoding="utf-8")
-    assert "== train_step (train_step/cifar10" in text and "== sample_loop (sample_loop_50_steps" in text
 
 
 def test_a_failing_workload_is_recorded_and_the_other_still_profiled(
