@@ -1,14 +1,14 @@
-"""Tests of the prepared device check without a GPU: the script's dry run, its bookkeeping, the profiler
-analysis, and the audit that every CUDA test carries the ``cuda`` marker.
+"""Tests of the prepared device check without a GPU: the script's dry run and its bookkeeping.
 
 The whole dry run (every step) is ``make gpu-check-dry``, part of ``make test``; here the script runs one
-step at a time, so each test costs seconds, and the pieces are checked against hand-computed values.
+or two steps at a time, and the bookkeeping is checked against hand-computed values.  The profiler
+analysis is tested in ``test_profile_step.py``, the ``cuda`` marker and its audit in
+``test_cuda_marker.py``.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import os
 import re
@@ -16,16 +16,12 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import torch
-from torch.profiler import DeviceType
 
-from benchmarks import device_check, profile_step
+from benchmarks import device_check
 from benchmarks.device_check import JunitCounts, StepResult, step_status
-from benchmarks.profile_step import TraceEvent, analyse
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "device_check.sh"
@@ -303,204 +299,3 @@ def test_merge_keeps_every_record_and_the_first_machine_info(tmp_path: Path) -> 
     second.write_text(json.dumps({"machine_info": {"m": 2}, "benchmarks": [{"n": 2}, {"n": 3}]}), "utf-8")
     merged = device_check.merge_benchmark_json([first, second])
     assert merged == {"machine_info": {"m": 1}, "benchmarks": [{"n": 1}, {"n": 2}, {"n": 3}]}
-
-
-# --------------------------------------------------------------------------------------------------
-# the profiler analysis (CUDA-shaped events built by hand) and the profile on the CPU
-# --------------------------------------------------------------------------------------------------
-def host(name: str, start: float, end: float | None = None) -> TraceEvent:
-    return TraceEvent(name, False, start, start + 1.0 if end is None else end, 1.0)
-
-
-def kernel(name: str, start: float, duration: float) -> TraceEvent:
-    return TraceEvent(name, True, start, start + duration, duration)
-
-
-def test_analyse_counts_launches_and_syncs_inside_the_range_and_ranks_device_time() -> None:
-    events = [
-        host("range", 0.0, 100.0),
-        host("cudaLaunchKernel", 10.0),
-        host("cudaLaunchKernel", 20.0),
-        host("cudaGraphLaunch", 30.0),
-        host("cudaStreamSynchronize", 40.0),
-        host("cudaLaunchKernel", 150.0),  # after the range: not this run's
-        host("cudaDeviceSynchronize", 160.0),  # the profiler's closing sync, after the range
-        host("aten::add", 12.0),
-        kernel("kernel_a", 11.0, 5.0),
-        kernel("kernel_a", 21.0, 5.0),
-        kernel("kernel_a", 31.0, 5.0),
-        kernel("kernel_b", 41.0, 20.0),
-        kernel("Memcpy DtoH (Device -> Pageable)", 45.0, 2.0),
-        kernel("Memcpy HtoD (Pageable -> Device)", 5.0, 1.0),
-    ]
-    result = analyse(events, range_name="range", steps=2, top=3)
-    assert result["host_range_us"] == 100.0
-    assert result["kernels_executed"] == 4 and result["kernels_executed_per_step"] == 2.0
-    assert result["device_kernel_time_us"] == 35.0
-    assert result["kernel_launch_calls"] == 2 and result["kernel_launch_calls_per_step"] == 1.0
-    assert result["graph_launch_calls"] == 1 and result["graph_launch_calls_per_step"] == 0.5
-    assert result["host_sync_calls"] == {"cudaStreamSynchronize": 1}
-    assert result["host_sync_calls_total"] == 1
-    assert result["device_to_host_copies"] == 1 and result["host_to_device_copies"] == 1
-    assert result["ranked_by"].startswith("device time")
-    top = result["top"]
-    assert [row["name"] for row in top] == ["kernel_b", "kernel_a", "Memcpy DtoH (Device -> Pageable)"]
-    assert top[1]["calls"] == 3 and top[1]["mean_us"] == 5.0
-    assert top[0]["share"] == pytest.approx(20.0 / 38.0) and top[1]["share"] == pytest.approx(15.0 / 38.0)
-
-
-def test_analyse_without_device_events_ranks_cpu_ops_and_rejects_bad_arguments() -> None:
-    events = [host("range", 0.0, 50.0), TraceEvent("aten::mm", False, 1.0, 9.0, 8.0), host("aten::add", 2.0)]
-    result = analyse(events, range_name="range", steps=1, top=20)
-    assert result["ranked_by"].startswith("self CPU time")
-    assert [row["name"] for row in result["top"]] == ["aten::mm", "aten::add"]
-    assert result["kernels_executed"] == 0 and result["kernel_launch_calls"] == 0
-    with pytest.raises(ValueError, match="range_name"):
-        analyse(events, range_name="missing", steps=1, top=5)
-    with pytest.raises(ValueError, match="steps must be >= 1"):
-        analyse(events, range_name="range", steps=0, top=5)
-
-
-def test_trace_events_drop_device_side_annotations_and_keep_host_ranges() -> None:
-    def event(name: str, device: DeviceType, start: float, end: float, annotation: bool) -> Any:
-        return SimpleNamespace(
-            name=name,
-            device_type=device,
-            time_range=SimpleNamespace(start=start, end=end),
-            self_cpu_time_total=0.5,
-            is_user_annotation=annotation,
-        )
-
-    prof = SimpleNamespace(
-        events=lambda: [
-            event("range", DeviceType.CPU, 0.0, 10.0, True),
-            event("range", DeviceType.CUDA, 1.0, 9.0, True),  # the range mirrored on the device timeline
-            event("kernel_a", DeviceType.CUDA, 2.0, 5.0, False),
-            event("aten::mm", DeviceType.CPU, 1.0, 3.0, False),
-        ]
-    )
-    assert profile_step.trace_events(prof) == [
-        TraceEvent("range", False, 0.0, 10.0, 0.5, annotation=True),
-        TraceEvent("kernel_a", True, 2.0, 5.0, 3.0),
-        TraceEvent("aten::mm", False, 1.0, 3.0, 0.5),
-    ]
-
-
-def test_a_failing_workload_is_recorded_and_the_other_still_profiled(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def broken(device: torch.device, scale: str, top: int) -> dict[str, Any]:
-        raise RuntimeError("graph capture refused")
-
-    def fine(device: torch.device, scale: str, top: int) -> dict[str, Any]:
-        result = analyse([host("r", 0.0, 5.0), host("aten::mm", 1.0)], range_name="r", steps=1, top=top)
-        result.update(workload="fake/one", batch=1, profiled_wall_s=0.1, peak_memory_gib=None)
-        return result
-
-    monkeypatch.setattr(profile_step, "WORKLOADS", (("train_step", broken), ("sample_loop", fine)))
-    assert profile_step.main(["--out", str(tmp_path), "--device", "cpu", "--scale", "tiny"]) == 1
-    report = json.loads((tmp_path / "profile.json").read_text(encoding="utf-8"))
-    assert report["errors"] == {"train_step": "RuntimeError: graph capture refused"}
-    assert list(report["workloads"]) == ["sample_loop"]
-    assert "train_step: FAILED: RuntimeError: graph capture refused" in (tmp_path / "profile.txt").read_text(
-        encoding="utf-8"
-    )
-
-
-def test_profile_step_usage_errors(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit) as bad_top:
-        profile_step.main(["--out", str(tmp_path), "--top", "0"])
-    assert bad_top.value.code == 2
-    with pytest.raises(SystemExit) as no_folder:
-        profile_step.main(["--out", str(tmp_path / "missing")])
-    assert no_folder.value.code == 2
-
-
-# --------------------------------------------------------------------------------------------------
-# the cuda marker: the root conftest's skip, and the audit of the suite
-# --------------------------------------------------------------------------------------------------
-class FakeItem:
-    def __init__(self, marker: pytest.Mark | None) -> None:
-        self.marker = marker
-        self.added: list[Any] = []
-
-    def get_closest_marker(self, name: str) -> pytest.Mark | None:
-        return self.marker if name == "cuda" else None
-
-    def add_marker(self, marker: Any) -> None:
-        self.added.append(marker)
-
-
-@pytest.mark.parametrize("cuda_available", [False, True])
-def test_the_root_conftest_skips_cuda_tests_only_without_cuda(
-    cuda_available: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_available)
-    spec = importlib.util.spec_from_file_location("iddpm_root_conftest", REPO / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conftest)
-    plain, optional, unmarked = (
-        FakeItem(pytest.mark.cuda.mark),
-        FakeItem(pytest.mark.cuda(optional=True).mark),
-        FakeItem(None),
-    )
-    conftest.pytest_collection_modifyitems(None, [plain, optional, unmarked])
-    assert optional.added == [] and unmarked.added == []
-    expected = [] if cuda_available else ["needs a CUDA device"]
-    assert [m.mark.kwargs["reason"] for m in plain.added] == expected
-
-
-def unmarked_cuda_tests(source: str) -> list[str]:
-    """Test functions of ``source`` that call ``torch.cuda.is_available()`` (in a decorator or the body)
-    without a ``cuda`` marker (``@pytest.mark.cuda...`` or a module-level alias of one)."""
-    tree = ast.parse(source)
-    aliases = {
-        target.id
-        for node in tree.body
-        if isinstance(node, ast.Assign) and "pytest.mark.cuda" in ast.unparse(node.value)
-        for target in node.targets
-        if isinstance(target, ast.Name)
-    }
-
-    def is_cuda_mark(decorator: ast.expr) -> bool:
-        text = ast.unparse(decorator)
-        return text.startswith("pytest.mark.cuda") or text in aliases
-
-    found = []
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.FunctionDef) and node.name.startswith("test_")):
-            continue
-        calls = [
-            sub
-            for sub in ast.walk(node)
-            if isinstance(sub, ast.Call) and ast.unparse(sub.func) == "torch.cuda.is_available"
-        ]
-        if calls and not any(is_cuda_mark(d) for d in node.decorator_list):
-            found.append(node.name)
-    return found
-
-
-def test_the_audit_finds_an_unmarked_cuda_test() -> None:
-    source = (
-        "import pytest, torch\n"
-        "needs = pytest.mark.cuda\n"
-        "@pytest.mark.skipif(not torch.cuda.is_available(), reason='x')\n"
-        "def test_unmarked(): pass\n"
-        "@needs\n"
-        "def test_alias():\n    assert torch.cuda.is_available()\n"
-        "@pytest.mark.cuda(optional=True)\n"
-        "def test_optional():\n    if torch.cuda.is_available(): pass\n"
-        "def test_cpu_only(): pass\n"
-    )
-    assert unmarked_cuda_tests(source) == ["test_unmarked"]
-
-
-def test_every_test_that_asks_for_cuda_carries_the_cuda_marker() -> None:
-    missing = [
-        f"{path.relative_to(REPO)}::{name}"
-        for folder in ("tests", "properties")
-        for path in sorted((REPO / folder).rglob("test_*.py"))
-        for name in unmarked_cuda_tests(path.read_text(encoding="utf-8"))
-    ]
-    assert missing == [], "add @pytest.mark.cuda (or cuda(optional=True)) to: " + ", ".join(missing)
