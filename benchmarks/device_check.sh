@@ -24,6 +24,10 @@
 # device outside the dry run.
 set -uo pipefail
 
+# The whole script is one { ... } block, so bash parses all of it before running any of it: editing the
+# tree during a check cannot change the commands of the check in progress.
+{
+
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 overwrite=0
@@ -144,7 +148,7 @@ run_step() {
 dry_flag=()
 [ "$DRY" = 1 ] && dry_flag=(--dry-run)
 echo "== imports ($PYTHON, dry run: $DRY, OUT: $OUT)"
-timeout -k 5 "$(cap_for imports 20)" "$PYTHON" -m benchmarks.device_check imports --out "$OUT" "${dry_flag[@]}" 2>&1 | tee "$OUT/logs/imports.log"
+timeout -k 5 "$(cap_for imports 20)" "$PYTHON" -m benchmarks.device_check imports --out "$OUT" ${dry_flag[@]+"${dry_flag[@]}"} 2>&1 | tee "$OUT/logs/imports.log"
 rc=${PIPESTATUS[0]}
 if [ "$rc" -ne 0 ]; then
     { echo "device check stopped before its steps: the imports check failed (exit status $rc)"
@@ -183,3 +187,4 @@ if [ "$keep_logs" -ne 1 ]; then
     rm -rf -- "$OUT/logs"
 fi
 exit "$status"
+}
