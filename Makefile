@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv demo test lint typecheck unit benchmarks-smoke clean
+.PHONY: venv demo test lint typecheck unit benchmarks-smoke gpu-check gpu-check-dry clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,18 @@ unit: venv
 benchmarks-smoke: venv
 	$(PY) -m pytest -q benchmarks --benchmark-disable
 
-test: lint typecheck unit benchmarks-smoke
+# The prepared device check (benchmarks/device_check.sh, docs/performance.md "Device check"): on a GPU
+# machine whose python3 already has torch with CUDA and the test packages; installs nothing, so no venv.
+GPU_CHECK_PYTHON ?= python3
+gpu-check:
+	PYTHON=$(GPU_CHECK_PYTHON) bash benchmarks/device_check.sh
+
+# The same script on the CPU with tiny configurations (CI runs it, so the script cannot rot).
+GPU_CHECK_DRY_OUT ?= gpu-check-dry-out
+gpu-check-dry: venv
+	OUT=$(GPU_CHECK_DRY_OUT) IDDPM_DEVICE_DRY_RUN=1 PYTHON=$(PY) bash benchmarks/device_check.sh --overwrite
+
+test: lint typecheck unit benchmarks-smoke gpu-check-dry
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis $(GPU_CHECK_DRY_OUT)

@@ -20,13 +20,14 @@ from typing import Any
 
 from benchmarks.harness import Target
 
-# ---- issue-6 targets on one H100 (fast mode, paper scale) ----
+# ---- issue-10 targets on one H200 (fast mode, paper scale): issue 6's numbers, set there for an H100 of
+# the same compute (dense bf16 989.4 TFLOP/s on both datasheets); the H200 has more memory bandwidth ----
 CIFAR_TRAIN_TARGET = Target(
-    "H100: >= 4,000 img/s and peak memory <= 6 GiB", min_images_per_s=4000.0, max_peak_memory_gib=6.0
+    "H200: >= 4,000 img/s and peak memory <= 6 GiB", min_images_per_s=4000.0, max_peak_memory_gib=6.0
 )
-IMAGENET64_TRAIN_TARGET = Target("H100: >= 1,300 img/s", min_images_per_s=1300.0)
-CIFAR_SAMPLE_TARGET = Target("H100: >= 300 img/s (50 respaced steps, batch 256)", min_images_per_s=300.0)
-BPD_TARGET = Target("H100: full-chain NLL >= 4x the eager fp32 path", min_speedup_vs_eager=4.0)
+IMAGENET64_TRAIN_TARGET = Target("H200: >= 1,300 img/s", min_images_per_s=1300.0)
+CIFAR_SAMPLE_TARGET = Target("H200: >= 300 img/s (50 respaced steps, batch 256)", min_images_per_s=300.0)
+BPD_TARGET = Target("H200: full-chain NLL >= 4x the eager fp32 path", min_speedup_vs_eager=4.0)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ Environment knobs (all optional):
 ``IDDPM_BENCH_RECOMPUTE_NORMS`` (``0``/``1``; default 1: the fast mode's training recomputes the
 norm/SiLU segments in the backward pass instead of storing them, see ``impl.nn.recompute``),
 ``IDDPM_PEAK_TFLOPS`` (dense bf16 peak used for MFU when the device is not in the table),
-``IDDPM_BENCH_ENFORCE_TARGETS`` (``1``: fail a benchmark that misses its issue-6 target on the target device).
+``IDDPM_BENCH_ENFORCE_TARGETS`` (``1``: fail a benchmark that misses its issue-10 target on the H200).
 """
 
 from __future__ import annotations
@@ -313,13 +313,13 @@ def images_per_second(images_per_call: int, seconds_per_call: float) -> float:
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Target:
-    """An issue-6 target; it judges only fast-mode, paper-scale runs on a device whose name has ``device``."""
+    """An issue-10 target: it judges only fast-mode, paper-scale runs on a device named with ``device``."""
 
     description: str
     min_images_per_s: float | None = None
     max_peak_memory_gib: float | None = None
     min_speedup_vs_eager: float | None = None
-    device: str = "H100"
+    device: str = "H200"
 
     def applies(self, *, mode: str, scale: str, name: str) -> bool:
         """Whether a run in ``mode`` at ``scale`` on the device called ``name`` is judged by this target."""

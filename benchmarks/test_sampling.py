@@ -1,5 +1,5 @@
 """Benchmarks: one ancestral sampling step, and a whole 50-step respaced sampling run, CIFAR-10 model with
-learned σ at batch 256 on CUDA (target on H100: >= 300 img/s for the 50-step run)."""
+learned σ at batch 256 on CUDA (target on H200: >= 300 img/s for the 50-step run)."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ def _bench_train_step(
 def test_train_step_cifar10(
     benchmark: BenchmarkFixture, mode: Mode, device: torch.device, scale: str
 ) -> None:
-    """CIFAR-10, L_hybrid, importance sampler, EMA 0.9999 (target on H100: >= 4,000 img/s, <= 6 GiB)."""
+    """CIFAR-10, L_hybrid, importance sampler, EMA 0.9999 (target on H200: >= 4,000 img/s, <= 6 GiB)."""
     batch = configs.sizes(scale).train_batch
     _bench_train_step(
         benchmark,
@@ -68,7 +68,7 @@ def test_train_step_cifar10(
 def test_train_step_imagenet64(
     benchmark: BenchmarkFixture, mode: Mode, device: torch.device, scale: str
 ) -> None:
-    """ImageNet 64×64, mult (1,2,3,4), batch 64 (target on H100: >= 1,300 img/s)."""
+    """ImageNet 64×64, mult (1,2,3,4), batch 64 (target on H200: >= 1,300 img/s)."""
     batch = configs.sizes(scale).imagenet_train_batch
     _bench_train_step(
         benchmark,

@@ -37,7 +37,7 @@ RESPACED = sp.ProcessSpec(
     True,
 )
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+needs_cuda = pytest.mark.cuda  # skipped without CUDA by the root conftest
 
 
 class ToyNet(torch.nn.Module):

@@ -146,9 +146,10 @@ def test_peak_flops(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_target_applies_only_to_fast_paper_runs_on_the_named_device() -> None:
     target = Target("≥ 4,000 img/s", min_images_per_s=4000.0, max_peak_memory_gib=6.0)
-    assert target.applies(mode="fast", scale="paper", name="NVIDIA H100 80GB HBM3")
-    assert not target.applies(mode="eager_fp32", scale="paper", name="NVIDIA H100 80GB HBM3")
-    assert not target.applies(mode="fast", scale="tiny", name="NVIDIA H100 80GB HBM3")
+    assert target.applies(mode="fast", scale="paper", name="NVIDIA H200")
+    assert not target.applies(mode="eager_fp32", scale="paper", name="NVIDIA H200")
+    assert not target.applies(mode="fast", scale="tiny", name="NVIDIA H200")
+    assert not target.applies(mode="fast", scale="paper", name="NVIDIA H100 80GB HBM3")
     assert not target.applies(mode="fast", scale="paper", name="NVIDIA A100-SXM4-80GB")
     assert target.met(images_per_s=4100.0, peak_memory_gib=5.5, speedup=None) is True
     assert target.met(images_per_s=3900.0, peak_memory_gib=5.5, speedup=None) is False

@@ -220,7 +220,7 @@ def test_cuda_switches_are_accepted_and_change_nothing_on_the_cpu(checkpoint: st
     assert after == before
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_switches_are_restored_after_the_command(checkpoint: str, tmp_path: Path) -> None:
     before = (
         torch.backends.cuda.matmul.allow_tf32,

@@ -175,6 +175,7 @@ INDUCTOR_REASON = (
 
 
 @pytest.mark.slow
+@pytest.mark.cuda(optional=True)
 @pytest.mark.skipif(
     not (os.environ.get("IDDPM_RUN_INDUCTOR") or torch.cuda.is_available()), reason=INDUCTOR_REASON
 )

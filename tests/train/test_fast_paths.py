@@ -253,7 +253,7 @@ def test_backend_flags_on_a_cuda_device_are_set_and_restored() -> None:
     assert current_backend_flags() == before
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_trainer_applies_backend_flags_on_cuda() -> None:
     before = current_backend_flags()
     try:

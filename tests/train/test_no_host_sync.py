@@ -69,6 +69,7 @@ def test_training_step_never_synchronises_the_host(precision: str) -> None:
     assert trainer.step == 5
 
 
+@pytest.mark.cuda(optional=True)
 def test_copy_without_host_sync_keeps_values_and_skips_same_device_copies() -> None:
     values = torch.arange(7)
     assert copy_without_host_sync(values, torch.device("cpu")) is values
