@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "sample": "impl.commands.sample",
     "nll": "impl.commands.nll",
     "evaluate": "impl.commands.evaluate",
+    "recipes": "impl.commands.recipes",
 }
 
 
