@@ -50,6 +50,10 @@ _DIFFUSION_FLAGS = frozenset(
         "predict_xstart",
         "rescale_timesteps",
         "rescale_learned_sigmas",
+        "predict_v",
+        "loss_weighting",
+        "min_snr_gamma",
+        "vlb_weight",
     }
 )
 
