@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from properties.tolerances import Tolerance
+from testing.assertions import assert_close, describe_inputs
+from testing.tolerances import Tolerance
 
 FloatArray = NDArray[np.float64]
 EPS32 = float(np.finfo(np.float32).eps)
@@ -88,11 +89,6 @@ def reference_sensitivity(
     return result
 
 
-def _describe_inputs(inputs: Any) -> str:
-    text = repr(inputs)
-    return text if len(text) < 1500 else text[:1500] + "…"
-
-
 def assert_outputs_close(
     actual: Mapping[str, FloatArray],
     expected: Mapping[str, FloatArray],
@@ -104,9 +100,11 @@ def assert_outputs_close(
 ) -> None:
     """Assert every output within `tol` (scaled as described in the module docstring).
 
-    The failure message names the output, the worst element (largest error/allowance ratio), both values,
-    the allowance, and the inputs.
+    The outputs must have the same names and each impl output the reference's shape (or one that
+    broadcasts to it); `testing.assertions.assert_close` then compares each, so a failure names the
+    output, the worst element, both values, the allowance, the tolerance's reason and the inputs.
     """
+    __tracebackhide__ = True
     if set(actual) != set(expected):
         raise AssertionError(
             f"{label}: output keys differ: impl {sorted(actual)} vs reference {sorted(expected)}"
@@ -120,26 +118,17 @@ def assert_outputs_close(
             except ValueError:
                 raise AssertionError(
                     f"{label}: output {key!r} has shape {a.shape}, reference {e.shape}; "
-                    f"inputs: {_describe_inputs(inputs)}"
+                    f"inputs: {describe_inputs(inputs)}"
                 ) from None
         scale = np.abs(e)
         if sensitivity is not None and key in sensitivity:
             scale = np.maximum(scale, np.broadcast_to(sensitivity[key], e.shape))
-        with np.errstate(invalid="ignore", over="ignore"):
-            allowed = tol.atol + tol.rtol * scale
-            error = np.abs(a - e)
-        same_nonfinite = (a == e) | (np.isnan(a) & np.isnan(e))
-        ok = same_nonfinite | (error <= allowed)
-        if bool(np.all(ok)):
-            continue
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(ok, 0.0, np.nan_to_num(error / allowed, nan=np.inf, posinf=np.inf))
-        worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.ndim else ()
-        raise AssertionError(
-            f"{label}: output {key!r} differs at {tuple(int(i) for i in worst)} "
-            f"({int(np.sum(~ok))} of {ok.size} elements out of tolerance):\n"
-            f"  impl      = {a[worst]!r}\n  reference = {e[worst]!r}\n"
-            f"  |error|   = {error[worst]!r} > allowed {allowed[worst]!r} "
-            f"(atol={tol.atol:g}, rtol={tol.rtol:g}, scale={scale[worst]!r})\n"
-            f"  tolerance reason: {tol.reason}\n  inputs: {_describe_inputs(inputs)}"
+        assert_close(
+            a,
+            e,
+            tol=tol,
+            scale=scale,
+            inputs=inputs,
+            label=f"{label}: output {key!r} (impl vs reference)",
+            equal_nan=True,
         )

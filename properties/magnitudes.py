@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from properties.marshal import ref
+from reference.gaussian import approx_standard_normal_cdf
+from reference.process import p_mean_variance, q_posterior_mean_variance
+from reference.schedule import DiffusionTables
 
 FloatArray = NDArray[np.float64]
 LN2 = math.log(2.0)
@@ -40,17 +42,16 @@ def cdf_terms(x: FloatArray) -> FloatArray:
 
 def log_likelihood_terms(x: FloatArray, means: FloatArray, log_scales: FloatArray) -> FloatArray:
     """2/max(arg, 1e-12), arg the bin probability of [S17]: each CDF carries eps·1 absolute rounding."""
-    cdf = ref("gaussian").approx_standard_normal_cdf
     inv_sigma = np.exp(-log_scales)
     centred = x - means
-    upper = cdf((centred + _BIN) * inv_sigma)
-    lower = cdf((centred - _BIN) * inv_sigma)
+    upper = approx_standard_normal_cdf((centred + _BIN) * inv_sigma)
+    lower = approx_standard_normal_cdf((centred - _BIN) * inv_sigma)
     arg = np.where(x < -0.999, upper, np.where(x > 0.999, 1.0 - lower, upper - lower))
     return np.asarray(2.0 / np.maximum(arg, _FLOOR))
 
 
 def vb_terms(
-    tab: Any,
+    tab: DiffusionTables,
     model_output: FloatArray,
     x_start: FloatArray,
     x_t: FloatArray,
@@ -60,9 +61,8 @@ def vb_terms(
     clip_denoised: bool,
 ) -> FloatArray:
     """Per-sample rounding magnitude of the VLB term [S18] in bits/dim: KL terms for t > 0, decoder at 0."""
-    process = ref("process")
-    _, _, true_log_var = process.q_posterior_mean_variance(tab, x_start, x_t, t)
-    out = process.p_mean_variance(
+    _, _, true_log_var = q_posterior_mean_variance(tab, x_start, x_t, t)
+    out = p_mean_variance(
         tab,
         model_output,
         x_t,
@@ -81,14 +81,14 @@ def vb_terms(
     return np.asarray(np.where(np.asarray(t) == 0, decoder, kl))
 
 
-def prior_terms(tab: Any, x_start: FloatArray) -> FloatArray:
+def prior_terms(tab: DiffusionTables, x_start: FloatArray) -> FloatArray:
     """Per-sample rounding magnitude of the prior term [S19]: the KL terms against N(0, 1)."""
     log_var = np.asarray(tab.log_one_minus_alphas_cumprod)[-1]
     return mean_flat(kl_terms(np.full(x_start.shape, log_var), np.zeros(x_start.shape))) / LN2
 
 
 def guided_xstart_terms(
-    tab: Any, out: dict[str, Any], x_t: FloatArray, t: NDArray[np.int64], grad: FloatArray
+    tab: DiffusionTables, out: dict[str, Any], x_t: FloatArray, t: NDArray[np.int64], grad: FloatArray
 ) -> FloatArray:
     """√(1/ᾱ)|x_t| + √(1/ᾱ − 1)(|ε̂| + √(1 − ᾱ)|g|): the terms of the score-guided x̂_0 (SPEC §7) that cancel.
 
@@ -104,7 +104,7 @@ def guided_xstart_terms(
 
 
 def ddim_noise_coef_terms(
-    tab: Any, out: dict[str, Any], x_t: FloatArray, t: NDArray[np.int64], eta: float
+    tab: DiffusionTables, out: dict[str, Any], x_t: FloatArray, t: NDArray[np.int64], eta: float
 ) -> FloatArray:
     """|ε̂|·(1 + ᾱ_prev + σ²)/(2√c), c = 1 − ᾱ_prev − σ²: the cancelling coefficient of the DDIM step [S30].
 
@@ -123,7 +123,9 @@ def ddim_noise_coef_terms(
     return np.asarray(np.where(coef > 0.0, terms, 0.0))
 
 
-def eps_from_xstart_terms(tab: Any, out: dict[str, Any], x_t: FloatArray, t: NDArray[np.int64]) -> FloatArray:
+def eps_from_xstart_terms(
+    tab: DiffusionTables, out: dict[str, Any], x_t: FloatArray, t: NDArray[np.int64]
+) -> FloatArray:
     """(√(1/ᾱ)|x_t| + |x̂_0|)/√(1/ᾱ − 1): rounding of ε̂ recomputed from x̂_0 [S9] in the DDIM steps.
 
     x̂_0 is an intermediate (itself from x_t and the net output); ε̂ = (√(1/ᾱ)x_t − x̂_0)/√(1/ᾱ − 1) cancels

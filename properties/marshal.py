@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from functools import lru_cache
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -16,14 +14,12 @@ from numpy.typing import NDArray
 import impl
 from properties.compare import Perturb, identity
 from properties.strategies import ProcessSpec, StepCase, case_arrays
+from reference.process import q_sample
+from reference.respacing import model_timesteps, respaced_betas
+from reference.schedule import DiffusionTables, diffusion_tables, get_named_beta_schedule
 
 FloatArray = NDArray[np.float64]
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-
-def ref(module: str) -> ModuleType:
-    """A `reference` submodule, imported on first use (the oracle may be written after this suite)."""
-    return importlib.import_module(f"reference.{module}")
 
 
 def impl_diffusion(spec: ProcessSpec) -> impl.GaussianDiffusion:
@@ -49,18 +45,17 @@ def _impl_diffusion(spec: ProcessSpec) -> impl.GaussianDiffusion:
 @lru_cache(maxsize=256)
 def reference_process(
     schedule: str, base_steps: int, kept: tuple[int, ...] | None
-) -> tuple[Any, NDArray[np.int64]]:
+) -> tuple[DiffusionTables, NDArray[np.int64]]:
     """(reference DiffusionTables, timestep_map) of a plain or respaced process."""
-    schedule_mod = ref("schedule")
-    betas = schedule_mod.get_named_beta_schedule(schedule, base_steps)
+    betas = get_named_beta_schedule(schedule, base_steps)
     if kept is None:
-        return schedule_mod.diffusion_tables(betas), np.arange(base_steps, dtype=np.int64)
-    base = schedule_mod.diffusion_tables(betas)
-    new_betas, timestep_map = ref("respacing").respaced_betas(base.alphas_cumprod, set(kept))
-    return schedule_mod.diffusion_tables(new_betas), np.asarray(timestep_map, dtype=np.int64)
+        return diffusion_tables(betas), np.arange(base_steps, dtype=np.int64)
+    base = diffusion_tables(betas)
+    new_betas, timestep_map = respaced_betas(base.alphas_cumprod, set(kept))
+    return diffusion_tables(new_betas), np.asarray(timestep_map, dtype=np.int64)
 
 
-def reference_tables(spec: ProcessSpec, perturb: Perturb = identity) -> Any:
+def reference_tables(spec: ProcessSpec, perturb: Perturb = identity) -> DiffusionTables:
     """The reference tables of `spec`, every entry passed through `perturb`."""
     tab, _ = reference_process(spec.schedule, spec.base_steps, spec.kept)
     if perturb is identity:
@@ -72,7 +67,7 @@ def reference_tables(spec: ProcessSpec, perturb: Perturb = identity) -> Any:
 def reference_model_timesteps(spec: ProcessSpec, t: NDArray[np.int64]) -> FloatArray:
     """What the reference says the network is called with at steps t."""
     _, timestep_map = reference_process(spec.schedule, spec.base_steps, spec.kept)
-    result = ref("respacing").model_timesteps(t, timestep_map, spec.base_steps, spec.rescale_timesteps)
+    result = model_timesteps(t, timestep_map, spec.base_steps, spec.rescale_timesteps)
     return np.asarray(result, dtype=np.float64)
 
 
@@ -104,7 +99,7 @@ def x_t_float64(case: StepCase) -> FloatArray:
     """x_t = q_sample(x_start, t, noise) by the reference in float64 (an input of the reverse steps)."""
     arrays = case_arrays(case)
     tab = reference_tables(case.process)
-    x_t = ref("process").q_sample(tab, arrays.x_start, np.asarray(case.t, dtype=np.int64), arrays.noise)
+    x_t = q_sample(tab, arrays.x_start, np.asarray(case.t, dtype=np.int64), arrays.noise)
     return np.asarray(x_t, dtype=np.float64)
 
 

@@ -14,10 +14,10 @@ from hypothesis import given
 
 import impl.diffusion
 from properties import strategies as sp
-from properties.catalogue import CATALOGUE, Entry
+from properties.catalogue import CATALOGUE, Entry, entry_named
 from properties.compare import assert_outputs_close, identity, reference_sensitivity
 from properties.marshal import DTYPES
-from properties.tolerances import tolerance
+from testing.tolerances import impl_vs_reference
 
 CUDA = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 CASES = [
@@ -51,17 +51,16 @@ def check_entry(entry: Entry, dtype_name: str, device: torch.device, case: Any) 
     assert_outputs_close(
         actual,
         expected,
-        tolerance(dtype_name, entry.op),
+        impl_vs_reference(dtype_name, entry.op),
         sensitivity=sensitivity,
         inputs=case,
-        label=f"{entry.name} [{dtype_name}, {device}] vs reference.{entry.reference}",
+        label=f"{entry.name} [{dtype_name}, {device}] vs {entry.reference_name}",
     )
 
 
 @pytest.mark.parametrize("entry, dtype_name, device", CASES)
 def test_impl_matches_reference(entry: Entry, dtype_name: str, device: str) -> None:
     """Every paired function agrees with the float64 oracle within its error budget."""
-    entry.reference_callable()  # fails loudly if the oracle lacks the function
 
     @given(case=entry.strategy)
     def run(case: Any) -> None:
@@ -133,6 +132,17 @@ def test_every_public_diffusion_callable_is_catalogued() -> None:
     assert not stale, f"exclusions naming callables that no longer exist: {stale}"
     doubly = sorted(name for name in EXCLUDED if id(found[name]) in covered)
     assert not doubly, f"excluded yet catalogued (drop the exclusion): {doubly}"
+
+
+def test_entries_have_unique_names_and_pair_with_an_oracle_function() -> None:
+    """Entry names are unique (docs/spec.md's index names them) and each reference is an oracle function."""
+    names = [entry.name for entry in CATALOGUE]
+    assert len(set(names)) == len(names), f"duplicate entry names: {sorted(names)}"
+    assert all(entry_named(name).name == name for name in names)
+    with pytest.raises(KeyError, match="no catalogue entry named"):
+        entry_named("no_such_entry")
+    outside = [e.name for e in CATALOGUE if not e.reference_name.startswith("reference.")]
+    assert not outside, f"entries whose reference is not a function of reference/: {outside}"
 
 
 # ---------------------------------------------------------------- every type combination, deterministically

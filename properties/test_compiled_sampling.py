@@ -21,7 +21,8 @@ import impl
 from impl.sampling.compiled import CompiledStepRunner
 from properties import strategies as sp
 from properties.marshal import impl_diffusion, toy_model_torch
-from properties.tolerances import tolerance
+from testing.assertions import assert_close
+from testing.tolerances import Sampling, tolerance
 
 LOOP_CASES = sp.step_cases(max_steps=10)
 # A respaced process: a 40-step base kept at 10 steps ("ddim10": stride 4), the network called at the
@@ -192,7 +193,8 @@ def test_cuda_graph_loop_equals_eager_loop_on_cuda() -> None:
 @needs_cuda
 def test_reduce_overhead_loop_matches_eager_on_cuda() -> None:
     """The default CUDA configuration (inductor, "reduce-overhead": CUDA graphs) samples the eager chain up
-    to the rounding of inductor's fused kernels, in float64 (budget in tolerances.py)."""
+    to the rounding of inductor's fused kernels, in float64 (the budget
+    Sampling.COMPILED_STEP_CHAIN_FLOAT64 of testing/tolerances)."""
     diffusion = impl_diffusion(RESPACED)
     model = ToyNet(RESPACED.learned_variance, RESPACED.var_type).cuda().eval()
     shape = (4, 3, 8, 8)
@@ -201,6 +203,6 @@ def test_reduce_overhead_loop_matches_eager_on_cuda() -> None:
     for step_runner in (None, CompiledStepRunner()):
         generator = torch.Generator(device="cuda").manual_seed(5)
         runs.append(diffusion.p_sample_loop(model, shape, x_t, generator=generator, step_runner=step_runner))
-    budget = tolerance("float64", "compiled_step_chain")
+    budget = tolerance(Sampling.COMPILED_STEP_CHAIN_FLOAT64)
     assert runs[1].dtype == torch.float64
-    assert bool(((runs[1] - runs[0]).abs() <= budget.atol + budget.rtol * runs[0].abs()).all())
+    assert_close(runs[1], runs[0], tol=budget)

@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import impl
-from properties.marshal import ref
+from reference.timesteps import update_loss_history
 
 STEPS = 5
 HISTORY = 3
@@ -63,13 +63,12 @@ def test_all_gather_update_matches_reference(tmp_path: Path) -> None:
     """Both ranks hold the reference history of rank 0's pairs then rank 1's, round after round."""
     spawn = mp.spawn  # type: ignore[attr-defined]
     spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)  # type: ignore[no-untyped-call]
-    timesteps = ref("timesteps")
     history = np.zeros((STEPS, HISTORY))
     counts = np.zeros(STEPS, dtype=np.int64)
     for round_index in range(ROUNDS):
         for rank in (0, 1):
             t, losses = BATCHES[rank]
-            history, counts = timesteps.update_loss_history(
+            history, counts = update_loss_history(
                 history, counts, np.asarray(t), np.asarray(losses) + 10.0 * round_index
             )
     for rank in (0, 1):

@@ -16,14 +16,15 @@ from properties import strategies as sp
 from properties.compare import Perturb, assert_outputs_close, identity, reference_sensitivity
 from properties.marshal import (
     impl_diffusion,
-    ref,
     reference_model_timesteps,
     reference_tables,
     to_numpy,
     toy_model_numpy,
     toy_model_torch,
 )
-from properties.tolerances import tolerance
+from reference.process import p_mean_variance
+from reference.steps import ddim_step, p_sample_step
+from testing.tolerances import ReferenceOp, impl_vs_reference
 
 LOOP_CASES = sp.step_cases(max_steps=10)
 
@@ -117,7 +118,7 @@ def test_progressive_loop_chains_reference_steps(case: sp.StepCase, ddim: bool) 
         ) -> dict[str, NDArray[np.float64]]:
             tab = reference_tables(spec, perturb)
             xp = perturb(x_prev, "x_t")
-            pmv = ref("process").p_mean_variance(
+            pmv = p_mean_variance(
                 tab,
                 toy_model_numpy(xp, spec.learned_variance, spec.var_type),
                 xp,
@@ -126,13 +127,8 @@ def test_progressive_loop_chains_reference_steps(case: sp.StepCase, ddim: bool) 
                 model_var_type=spec.var_type,
                 clip_denoised=case.clip_denoised,
             )
-            steps = ref("steps")
             noise = np.zeros(case.shape) if z is None else z
-            sample = (
-                steps.ddim_step(tab, pmv, xp, t, noise, case.eta)
-                if ddim
-                else steps.p_sample_step(pmv, t, noise)
-            )
+            sample = ddim_step(tab, pmv, xp, t, noise, case.eta) if ddim else p_sample_step(pmv, t, noise)
             return {"sample": np.asarray(sample), "pred_xstart": np.asarray(pmv["pred_xstart"])}
 
         expected = reference_step(identity)
@@ -141,7 +137,7 @@ def test_progressive_loop_chains_reference_steps(case: sp.StepCase, ddim: bool) 
         assert_outputs_close(
             actual,
             expected,
-            tolerance("float64", "reverse_step"),
+            impl_vs_reference("float64", ReferenceOp.REVERSE_STEP),
             sensitivity=reference_sensitivity(reference_step, expected, seed),
             inputs=(case, ddim, step),
             label="loop step",

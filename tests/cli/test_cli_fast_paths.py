@@ -3,7 +3,7 @@
 ``--compile`` (eager / aot_eager backends) reproduces the eager sampler bit for bit; ``--channels_last``
 and ``--precision bf16`` change only float rounding, bounded on a one-step process where the image is an
 explicit function of one network call; ``nll --timestep_batch`` changes the reported numbers only by the
-network's float32 summation order (tolerance ("cli", "nll_timestep_batch"));
+network's float32 summation order (tolerance Cli.NLL_TIMESTEP_BATCH);
 bad values exit 2 with one line naming the flag.
 
 The checkpoint is a bare state dict of a tiny class-conditional U-Net whose zero-initialised layers are
@@ -26,7 +26,8 @@ from impl.cli import main
 from impl.factory import model_and_diffusion_defaults
 from impl.runtime.seeding import derive_seed, seeded_generator
 from impl.train.flags import build_model_and_diffusion
-from properties.tolerances import tolerance
+from testing.assertions import assert_close
+from testing.tolerances import Cli, UNet, tolerance
 
 MODEL = {
     "image_size": 8,
@@ -136,8 +137,8 @@ def test_compiled_steps_write_the_eager_images_bit_for_bit(
 
 
 # ----------------------------------------------------------- one-step process: images = f(one ε call)
-def _one_step_pixel_bound(checkpoint: str, tier: str, op: str) -> U8:
-    """The largest |Δ uint8| a network-output error within tolerance(tier, op) can cause, per pixel.
+def _one_step_pixel_bound(checkpoint: str, key: UNet) -> U8:
+    """The largest |Δ uint8| a network-output error within tolerance(key) can cause, per pixel.
 
     With ``--timestep_respacing 1`` the respaced process keeps only t = 0, so x_0 = the posterior mean at
     t = 0 = clip(x̂_0), x̂_0 = x_T/√ᾱ_0 − √(1/ᾱ_0 − 1)·ε(x_T, 0) ([S10]/[S29]: coef1 = 1, coef2 = 0, no noise
@@ -159,7 +160,7 @@ def _one_step_pixel_bound(checkpoint: str, tier: str, op: str) -> U8:
     with torch.no_grad():
         eps = _model(checkpoint)(x_t, torch.zeros(NUM), y=y)[:, :1].double()
     assert eps.abs().max() > 0.5  # the network matters (see the module docstring)
-    tol = tolerance(tier, op)
+    tol = tolerance(key)
     levels = 127.5 * b * (tol.atol + tol.rtol * eps.abs())
     bound: U8 = (torch.floor(levels + 1e-3) + 1).permute(0, 2, 3, 1).numpy().astype(np.uint8)
     return bound
@@ -177,7 +178,7 @@ def test_channels_last_changes_pixels_only_by_kernel_rounding(checkpoint: str, t
     one = ["--timestep_respacing", "1"]
     plain = sample(checkpoint, tmp_path / "plain.npz", *one)
     nhwc = sample(checkpoint, tmp_path / "nhwc.npz", *one, "--channels_last", "True")
-    bound = _one_step_pixel_bound(checkpoint, "float32", "unet_reassociation")
+    bound = _one_step_pixel_bound(checkpoint, UNet.REASSOCIATION_FLOAT32)
     assert bound.max() == 1
     assert np.all(_abs_diff(nhwc, plain) <= bound)
     chain_plain = sample(checkpoint, tmp_path / "chain_plain.npz")
@@ -193,7 +194,7 @@ def test_bf16_changes_pixels_only_as_bf16_rounding_explains(checkpoint: str, tmp
     one = ["--timestep_respacing", "1"]
     plain = sample(checkpoint, tmp_path / "plain.npz", *one)
     bf16 = sample(checkpoint, tmp_path / "bf16.npz", *one, "--precision", "bf16")
-    bound = _one_step_pixel_bound(checkpoint, "bfloat16", "unet_autocast")
+    bound = _one_step_pixel_bound(checkpoint, UNet.AUTOCAST_BFLOAT16)
     assert np.all(_abs_diff(bf16, plain) <= bound)
     chain_plain = sample(checkpoint, tmp_path / "chain_plain.npz")
     chain_bf16 = sample(checkpoint, tmp_path / "chain_bf16.npz", "--precision", "bf16")
@@ -255,12 +256,12 @@ def test_nll_timestep_batch_gives_the_same_bits_per_dim(
     and the bound's float32 arithmetic is unchanged (bit-exact for an elementwise model, see
     tests/evaluate/test_nll_bound.py), so only the U-Net's kernel blocking on 6 rows instead of 2 differs:
     the numbers agree to the nll_timestep_batch budget, while another seed moves them far beyond it."""
-    tol = tolerance("cli", "nll_timestep_batch")
+    tol = tolerance(Cli.NLL_TIMESTEP_BATCH)
     one = nll(checkpoint, capsys)
     three = nll(checkpoint, capsys, "--timestep_batch", "3")
     assert three["config"]["timestep_batch"] == 3 and one["config"]["timestep_batch"] == 1
     for key in ("total_bpd", "prior_bpd", "decoder_bpd", "vb_terms_bpd", "xstart_mse", "eps_mse"):
-        np.testing.assert_allclose(three[key], one[key], rtol=tol.rtol, atol=tol.atol, err_msg=key)
+        assert_close(three[key], one[key], tol=tol, label=key)
     other_seed = nll(checkpoint, capsys, "--seed", "2")
     vb_seed, vb_one = np.array(other_seed["vb_terms_bpd"]), np.array(one["vb_terms_bpd"])
     assert np.max(np.abs(vb_seed - vb_one) / (tol.atol + tol.rtol * np.abs(vb_one))) > 10  # measured 230

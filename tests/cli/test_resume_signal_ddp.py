@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -11,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -20,7 +20,8 @@ from impl.cli import main
 from impl.runtime.seeding import STREAM_INIT, derive_seed
 from impl.train import load_training_checkpoint
 from impl.train.flags import build_model_and_diffusion
-from properties.tolerances import tolerance
+from testing.assertions import assert_close
+from testing.tolerances import Train, tolerance
 from tests.cli.tiny import tiny_train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,19 +129,20 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     flags = json.loads((tmp_path / "one" / "config.json").read_text())["model_flags"]
     torch.manual_seed(derive_seed(0, STREAM_INIT))  # the trainer's initialisation seed for --seed 0
     init = build_model_and_diffusion(flags)[0].state_dict()
-    tol = tolerance("train", "ddp_params")
+    tol = tolerance(Train.DDP_PARAMS)
     budget = tol.atol * lr * steps
+    in_weights = dataclasses.replace(tol, atol=budget)  # the entry's unit (lr per step) in weight units
     moved = max(float((one[k] - init[k]).abs().max()) for k in one)
     assert moved > 100 * budget  # the comparison below can fail: training moved the weights
     # the averaged gradients themselves: after one step AdamW's first moment is (1 − β1)·g
     step_dir = f"checkpoints/step_{steps:07d}/optimizer.safetensors"
     m_one, m_two = load_file(str(tmp_path / "one" / step_dir)), load_file(str(tmp_path / "two" / step_dir))
-    grad_tol = tolerance("train", "ddp_grad")
+    grad_tol = tolerance(Train.DDP_GRAD)
     for key in (k for k in m_one if k.endswith("exp_avg")):
         scale = float(m_one[key].abs().max())
         assert float((m_two[key] - m_one[key]).abs().max()) <= grad_tol.atol * scale, key
     for key in one:
-        np.testing.assert_allclose(two[key].numpy(), one[key].numpy(), rtol=0.0, atol=budget, err_msg=key)
+        assert_close(two[key], one[key], tol=in_weights, label=key)
     # the logs were averaged across ranks and written once (rank 0)
     log_two = (tmp_path / "two" / "log.jsonl").read_text().splitlines()
     assert len(log_two) == len((tmp_path / "one" / "log.jsonl").read_text().splitlines())

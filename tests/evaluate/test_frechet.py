@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from impl.evaluate import frechet_distance, gaussian_stats
-from properties.tolerances import tolerance
+from testing.assertions import assert_close
+from testing.tolerances import Evaluate, tolerance
 
-TOL = tolerance("evaluate", "frechet_distance")
+TOL = tolerance(Evaluate.FRECHET_DISTANCE)
 
 
 def _random_covariance(rng: np.random.Generator, d: int) -> np.ndarray:
@@ -32,7 +33,7 @@ def test_diagonal_gaussians_closed_form(seed: int, d: int) -> None:
     a, b = rng.uniform(0.1, 10.0, size=d), rng.uniform(0.1, 10.0, size=d)
     expected = float(np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2))
     actual = frechet_distance(mu1, np.diag(a), mu2, np.diag(b))
-    assert actual == pytest.approx(expected, rel=TOL.rtol, abs=TOL.atol)
+    assert_close(actual, expected, tol=TOL)
 
 
 @pytest.mark.parametrize(("seed", "d"), [(3, 2), (4, 8), (5, 16)])
@@ -45,7 +46,7 @@ def test_full_covariances_match_the_symmetric_root_formula(seed: int, d: int) ->
     trace_root = float(np.trace(_psd_sqrt(r1 @ s2 @ r1)))
     expected = float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * trace_root)
     actual = frechet_distance(mu1, s1, mu2, s2)
-    assert actual == pytest.approx(expected, rel=TOL.rtol, abs=TOL.atol)
+    assert_close(actual, expected, tol=TOL)
 
 
 def test_identical_gaussians_give_zero_and_never_negative() -> None:
@@ -62,7 +63,7 @@ def test_singular_covariances() -> None:
     s2 = np.diag([1.0, 4.0, 0.0])
     expected = 5.0 + 5.0
     actual = frechet_distance(mu1, np.zeros((3, 3)), mu2, s2)
-    assert actual == pytest.approx(expected, rel=TOL.rtol, abs=TOL.atol)
+    assert_close(actual, expected, tol=TOL)
 
 
 def test_non_covariance_input_is_rejected() -> None:

@@ -14,9 +14,10 @@ import torch
 
 from impl.data import ImageDataset, load_data
 from impl.evaluate import nll_bound, summarize_bpd_terms, write_json_atomic
-from properties.tolerances import tolerance
+from testing.assertions import assert_close
+from testing.tolerances import Evaluate, tolerance
 
-SUMMARY = tolerance("evaluate", "summary_mean_stderr")
+SUMMARY = tolerance(Evaluate.SUMMARY_MEAN_STDERR)
 PIXELS = [0, 51, 102, 153, 204]  # x = p / 127.5 - 1 = -1, -0.6, -0.2, 0.2, 0.6
 
 
@@ -83,9 +84,9 @@ def test_aggregation_by_hand() -> None:
         "total_bpd_stderr": 7 * math.sqrt(0.08),
     }
     for key, value in expected.items():
-        assert result[key] == pytest.approx(value, rel=SUMMARY.rtol, abs=SUMMARY.atol), key
-    np.testing.assert_allclose(result["vb_terms_bpd"], [1.8, 3.6, 5.4], rtol=SUMMARY.rtol, atol=SUMMARY.atol)
-    np.testing.assert_allclose(result["xstart_mse"], [0.0, 0.1, 0.2], rtol=SUMMARY.rtol, atol=SUMMARY.atol)
+        assert_close(result[key], value, tol=SUMMARY, label=key)
+    assert_close(result["vb_terms_bpd"], [1.8, 3.6, 5.4], tol=SUMMARY)
+    assert_close(result["xstart_mse"], [0.0, 0.1, 0.2], tol=SUMMARY)
     assert result["eps_mse"] == [0.0, 0.0, 0.0]
     assert result["config"]["num_samples"] == 5 and result["config"]["class_cond"] is False
     json.dumps(result, allow_nan=False)  # JSON-able
@@ -97,7 +98,7 @@ def test_first_num_samples_only_and_clip_flag_passed() -> None:
     assert [c["batch"] for c in fake.calls] == [3]
     assert fake.calls[0]["clip"] is False
     # mean of 1, 1.4, 1.8
-    assert result["prior_bpd"] == pytest.approx(1.4, rel=SUMMARY.rtol, abs=SUMMARY.atol)
+    assert_close(result["prior_bpd"], 1.4, tol=SUMMARY)
 
 
 def test_labels_go_to_the_model_only_when_class_cond() -> None:
@@ -105,7 +106,7 @@ def test_labels_go_to_the_model_only_when_class_cond() -> None:
     fake = FakeDiffusion()
     result = nll_bound(_never_called, fake, ds, batch_size=5, num_samples=5, class_cond=True)
     assert fake.calls[0]["kwargs"]["y"].tolist() == [3, 1, 4, 1, 5]
-    np.testing.assert_allclose(result["eps_mse"], [2.8] * 3, rtol=SUMMARY.rtol, atol=SUMMARY.atol)
+    assert_close(result["eps_mse"], [2.8] * 3, tol=SUMMARY)
     fake = FakeDiffusion()
     nll_bound(_never_called, fake, ds, batch_size=5, num_samples=5)
     assert "y" not in fake.calls[0]["kwargs"]
@@ -188,10 +189,8 @@ def test_with_the_real_diffusion_matches_a_direct_call() -> None:
     for call, y in enumerate(seen):
         start = 3 * (call // 4)
         assert y.tolist() == ds.labels[start : start + 3].tolist()
-    bound_sum = tolerance("evaluate", "float32_bound_sum")
-    assert result["total_bpd"] == pytest.approx(
-        result["prior_bpd"] + sum(result["vb_terms_bpd"]), rel=bound_sum.rtol, abs=bound_sum.atol
-    )
+    bound_sum = tolerance(Evaluate.FLOAT32_BOUND_SUM)
+    assert_close(result["total_bpd"], result["prior_bpd"] + sum(result["vb_terms_bpd"]), tol=bound_sum)
     # The same noise stream, consumed in the same order, gives the same per-image totals.
     gen = torch.Generator().manual_seed(0)
     direct = []

@@ -17,7 +17,8 @@ from impl.data import digits_split, load_digits_arrays
 from impl.data.images import convert_channels, resize_square
 from impl.evaluate import classifier_scores, digits_classifier, digits_sample_quality, to_digits_format
 from impl.evaluate.calibration import held_out_halves_frechet
-from properties.tolerances import tolerance
+from testing.assertions import assert_close
+from testing.tolerances import Evaluate, tolerance
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +62,8 @@ def test_features_are_the_fitted_hidden_layer(held_out: np.ndarray) -> None:
     """softmax(features · W2 + b2) must reproduce scikit-learn's own probabilities."""
     clf = digits_classifier()
     logits = clf.features(held_out[:50]) @ clf.estimator.coefs_[1] + clf.estimator.intercepts_[1]
-    tol = tolerance("evaluate", "mlp_forward")
-    np.testing.assert_allclose(
-        softmax(logits, axis=1), clf.probabilities(held_out[:50]), rtol=tol.rtol, atol=tol.atol
-    )
+    tol = tolerance(Evaluate.MLP_FORWARD)
+    assert_close(softmax(logits, axis=1), clf.probabilities(held_out[:50]), tol=tol)
 
 
 def test_real_digits_score_far_above_noise(train_subset: np.ndarray, noise: np.ndarray) -> None:

@@ -12,17 +12,12 @@ import torch
 from torch.nn import functional as nnf
 
 from impl.nn import AttentionBlock, GroupNorm32, UNetModel, naive_attention, sdpa_attention
-from properties.tolerances import tolerance
+from testing.assertions import assert_close
+from testing.tolerances import UNet, tolerance
 from tests.nn._helpers import inputs, perturb_zero_parameters, randomize_all_parameters, tiny_unet
 
-REASSOCIATION = tolerance("float32", "unet_reassociation")
-
-
-def _close(
-    actual: torch.Tensor, expected: torch.Tensor, tier: str = "float32", op: str = "unet_reassociation"
-) -> None:
-    tol = tolerance(tier, op)
-    torch.testing.assert_close(actual, expected, rtol=tol.rtol, atol=tol.atol)
+REASSOCIATION = tolerance(UNet.REASSOCIATION_FLOAT32)
+AUTOCAST = tolerance(UNet.AUTOCAST_BFLOAT16)
 
 
 def _model(**overrides: Any) -> UNetModel:
@@ -43,10 +38,7 @@ def _batch(size: tuple[int, int] = (8, 8)) -> tuple[torch.Tensor, torch.Tensor, 
 def test_float64_naive_attention_equals_sdpa(heads: int, head_channels: int, tokens: int) -> None:
     gen = torch.Generator().manual_seed(heads)
     qkv = torch.randn(2, tokens, 3 * heads * head_channels, generator=gen, dtype=torch.float64) * 2
-    tol = tolerance("float64", "unet_forward")
-    torch.testing.assert_close(
-        sdpa_attention(qkv, heads), naive_attention(qkv, heads), rtol=tol.rtol, atol=tol.atol
-    )
+    assert_close(sdpa_attention(qkv, heads), naive_attention(qkv, heads), tol=tolerance(UNet.FORWARD_FLOAT64))
 
 
 def test_attention_backends_agree_in_float32_model() -> None:
@@ -57,7 +49,7 @@ def test_attention_backends_agree_in_float32_model() -> None:
         naive = model(x, t, y)
         model.attention_backend = "sdpa"
         fast = model(x, t, y)
-    _close(fast, naive)
+    assert_close(fast, naive, tol=REASSOCIATION)
     assert model.attention_backend == "sdpa"
     with pytest.raises(ValueError, match="attention_backend"):
         model.attention_backend = "flash"
@@ -73,7 +65,7 @@ def test_channels_last_model_equals_plain_and_stays_channels_last() -> None:
         plain = model(x, t, y)
         fast_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
         fast = fast_model(x.to(memory_format=torch.channels_last), t, y)
-    _close(fast, plain)
+    assert_close(fast, plain, tol=REASSOCIATION)
     assert fast.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -86,7 +78,7 @@ def test_attention_block_keeps_the_memory_format(backend: str) -> None:
         channels_last = block(x.to(memory_format=torch.channels_last))
     assert contiguous.is_contiguous()
     assert channels_last.is_contiguous(memory_format=torch.channels_last)
-    _close(channels_last, contiguous)
+    assert_close(channels_last, contiguous, tol=REASSOCIATION)
 
 
 # ---- autocast ---------------------------------------------------------------------------------------------
@@ -100,7 +92,7 @@ def test_bf16_autocast_is_within_the_bf16_budget_and_returns_the_input_dtype() -
         with torch.autocast("cpu", dtype=torch.bfloat16):
             mixed = model(x, t, y)
     assert mixed.dtype == torch.float32
-    _close(mixed, reference, "bfloat16", "unet_autocast")
+    assert_close(mixed, reference, tol=AUTOCAST)
 
 
 def test_group_norm_runs_in_float32_under_autocast() -> None:
@@ -150,7 +142,7 @@ def test_gradient_checkpointing_gives_identical_outputs_and_gradients() -> None:
     assert torch.equal(ckpt_out, out)  # same dropout masks: the RNG state is replayed on recomputation
     assert grads.keys() == ckpt_grads.keys() == {n for n, _ in model.named_parameters()}
     for name, grad in grads.items():
-        _close(ckpt_grads[name], grad)
+        assert_close(ckpt_grads[name], grad, tol=REASSOCIATION, label=name)
 
 
 # ---- torch.compile ---------------------------------------------------------------------------------------
@@ -194,7 +186,7 @@ def test_inductor_fullgraph_equals_eager() -> None:
     start = time.perf_counter()
     compiled = torch.compile(model, fullgraph=True, backend="inductor")
     with torch.no_grad():
-        _close(compiled(x, t, y), model(x, t, y))
+        assert_close(compiled(x, t, y), model(x, t, y), tol=REASSOCIATION)
     assert time.perf_counter() - start < 600
 
 
@@ -219,4 +211,4 @@ def test_cuda_autocast_channels_last_sdpa_without_host_syncs(dtype: torch.dtype)
         finally:
             torch.cuda.set_sync_debug_mode("default")
     assert mixed.dtype == torch.float32
-    _close(mixed.cpu(), reference.cpu(), "bfloat16", "unet_autocast")
+    assert_close(mixed, reference, tol=AUTOCAST)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from impl.nn import timestep_embedding
-from properties.tolerances import tolerance
+from testing.assertions import assert_close
+from testing.tolerances import UNet, tolerance
 from tests.nn._functional_reference import reference_unet_forward
 from tests.nn._helpers import inputs, perturb_zero_parameters, randomize_all_parameters, tiny_unet
 
@@ -37,8 +38,7 @@ def test_forward_equals_independent_float64_reference(overrides: dict[str, Any])
         for backend in ("naive", "sdpa"):
             model.attention_backend = backend
             actual = model(x, t, y)
-            tol = tolerance("float64", "unet_forward")
-            torch.testing.assert_close(actual, expected, rtol=tol.rtol, atol=tol.atol)
+            assert_close(actual, expected, tol=tolerance(UNet.FORWARD_FLOAT64), label=backend)
     assert expected.abs().max() > 0.1  # the comparison is not between two near-zero tensors
 
 
@@ -47,8 +47,7 @@ def test_timestep_embedding_is_cos_then_sin_of_geometric_frequencies() -> None:
     emb = timestep_embedding(t, 6, dtype=torch.float64)
     freqs = torch.tensor([1.0, 10000.0 ** (-1 / 3), 10000.0 ** (-2 / 3)], dtype=torch.float64)
     expected = torch.cat([torch.cos(t[:, None] * freqs), torch.sin(t[:, None] * freqs)], dim=1)
-    tol = tolerance("float64", "unet_timestep_embedding")
-    torch.testing.assert_close(emb, expected, rtol=tol.rtol, atol=tol.atol)
+    assert_close(emb, expected, tol=tolerance(UNet.TIMESTEP_EMBEDDING_FLOAT64))
     odd = timestep_embedding(t, 7, dtype=torch.float64)
     assert odd.shape == (4, 7)
     assert torch.equal(odd[:, :6], emb)
@@ -91,8 +90,9 @@ def test_batch_elements_are_independent() -> None:
         batched = model(x, t, y)
         for i in range(3):
             single = model(x[i : i + 1], t[i : i + 1], y[i : i + 1])
-            tol = tolerance("float32", "unet_reassociation")
-            torch.testing.assert_close(batched[i : i + 1], single, rtol=tol.rtol, atol=tol.atol)
+            assert_close(
+                batched[i : i + 1], single, tol=tolerance(UNet.REASSOCIATION_FLOAT32), label=f"sample {i}"
+            )
 
 
 @pytest.mark.parametrize(

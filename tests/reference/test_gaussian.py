@@ -9,17 +9,13 @@ import pytest
 from scipy import integrate
 from scipy.special import ndtr
 
-from properties.tolerances import tolerance
 from reference import approx_standard_normal_cdf, discretized_gaussian_log_likelihood, normal_kl
+from testing.assertions import assert_close
+from testing.tolerances import Oracle, tolerance
+
+REASSOCIATED = tolerance(Oracle.REASSOCIATED_FORMULA)  # the same closed form written differently
 
 PIXEL_CENTERS = np.arange(256) / 127.5 - 1.0
-
-
-def _close(actual: object, expected: object, name: str = "reassociated_formula") -> bool:
-    """|actual − expected| <= atol + rtol·|expected| elementwise, with the oracle tolerance ``name``."""
-    tol = tolerance("oracle", name)
-    a, e = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    return bool(np.all(np.abs(a - e) <= tol.atol + tol.rtol * np.abs(e)))
 
 
 def _log_normal_pdf(x: float, mean: float, logvar: float) -> float:
@@ -37,7 +33,7 @@ def _log_normal_pdf(x: float, mean: float, logvar: float) -> float:
     ],
 )
 def test_normal_kl_matches_quadrature(m1: float, lv1: float, m2: float, lv2: float) -> None:
-    tol = tolerance("oracle", "normal_kl_quadrature")
+    tol = tolerance(Oracle.NORMAL_KL_QUADRATURE)
 
     def integrand(x: float) -> float:
         log_p = _log_normal_pdf(x, m1, lv1)
@@ -50,7 +46,7 @@ def test_normal_kl_matches_quadrature(m1: float, lv1: float, m2: float, lv2: flo
     )
     assert abserr < tol.atol
     got = float(normal_kl(m1, lv1, m2, lv2))
-    assert abs(got - value) <= tol.atol + tol.rtol * abs(value)
+    assert_close(got, value, tol=tol)
 
 
 def test_normal_kl_broadcasts_and_is_zero_for_equal_gaussians() -> None:
@@ -60,14 +56,18 @@ def test_normal_kl_broadcasts_and_is_zero_for_equal_gaussians() -> None:
 
 
 def test_approx_cdf_deviation_from_exact_cdf_is_as_documented() -> None:
-    tol = tolerance("oracle", "approx_cdf_max_deviation")
+    tol = tolerance(Oracle.APPROX_CDF_MAX_DEVIATION)
     x = np.linspace(-12.0, 12.0, 240_001)
     deviation = np.abs(approx_standard_normal_cdf(x) - ndtr(x))
     assert deviation.max() <= tol.atol
     # The approximation really is approximate: it is not the exact CDF in disguise.
     assert deviation.max() > 0.9 * tol.atol
     # Symmetry Φ(−x) = 1 − Φ(x) holds exactly for the tanh form.
-    assert _close(approx_standard_normal_cdf(-x), 1.0 - approx_standard_normal_cdf(x))
+    assert_close(
+        approx_standard_normal_cdf(-x),
+        1.0 - approx_standard_normal_cdf(x),
+        tol=REASSOCIATED,
+    )
 
 
 def _exact_bin_probabilities(mean: float, sigma: float) -> np.ndarray:
@@ -83,8 +83,8 @@ def _exact_bin_probabilities(mean: float, sigma: float) -> np.ndarray:
     ("mean", "sigma"), [(0.0, 0.01), (0.37, 0.05), (-0.99, 0.2), (1.0, 0.02), (0.5, 1.0)]
 )
 def test_discretized_likelihood_per_bin_within_the_cdf_bias(mean: float, sigma: float) -> None:
-    cdf_bias = tolerance("oracle", "approx_cdf_max_deviation").atol
-    extra = tolerance("oracle", "discretized_bin_rounding").atol
+    cdf_bias = tolerance(Oracle.APPROX_CDF_MAX_DEVIATION).atol
+    extra = tolerance(Oracle.DISCRETIZED_BIN_ROUNDING).atol
     x = PIXEL_CENTERS
     log_p = discretized_gaussian_log_likelihood(
         x, means=np.full_like(x, mean), log_scales=np.full_like(x, math.log(sigma))
@@ -97,7 +97,7 @@ def test_discretized_likelihood_per_bin_within_the_cdf_bias(mean: float, sigma: 
     ("mean", "sigma"), [(0.0, 0.01), (0.37, 0.05), (-0.99, 0.2), (1.0, 0.02), (0.1, 3.0)]
 )
 def test_discretized_likelihood_sums_to_one_over_the_256_bins(mean: float, sigma: float) -> None:
-    tol = tolerance("oracle", "discretized_sum_to_one")
+    tol = tolerance(Oracle.DISCRETIZED_SUM_TO_ONE)
     x = PIXEL_CENTERS
     log_p = discretized_gaussian_log_likelihood(
         x, means=np.full_like(x, mean), log_scales=np.full_like(x, math.log(sigma))
@@ -110,14 +110,18 @@ def test_discretized_likelihood_edge_bins_are_open_ended() -> None:
     log_p = discretized_gaussian_log_likelihood(
         np.array([-1.0, 1.0]), means=np.array([-3.0, 3.0]), log_scales=np.zeros(2)
     )
-    assert _close(np.exp(log_p), approx_standard_normal_cdf(np.array([2 + 1 / 255] * 2)))
+    assert_close(
+        np.exp(log_p),
+        approx_standard_normal_cdf(np.array([2 + 1 / 255] * 2)),
+        tol=REASSOCIATED,
+    )
 
 
 def test_discretized_likelihood_floor_is_1e_minus_12() -> None:
     log_p = discretized_gaussian_log_likelihood(
         np.array([0.0]), means=np.array([0.9]), log_scales=np.array([-8.0])
     )
-    assert _close(log_p[0], math.log(1e-12))
+    assert_close(log_p[0], math.log(1e-12), tol=REASSOCIATED)
 
 
 @pytest.mark.parametrize("bad", ["means", "log_scales"])

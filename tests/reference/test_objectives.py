@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from properties.tolerances import tolerance
 from reference import (
     diffusion_tables,
     full_bound_bpd,
@@ -20,13 +19,13 @@ from reference import (
     vb_term_bpd,
 )
 from reference.schedule import DiffusionTables
+from testing.assertions import assert_close
+from testing.tolerances import Oracle, tolerance
+
+REASSOCIATED = tolerance(Oracle.REASSOCIATED_FORMULA)  # the same closed form written differently
+
 
 LN2 = math.log(2.0)
-
-
-def _close(actual: np.ndarray, expected: np.ndarray, name: str) -> bool:
-    tol = tolerance("oracle", name)
-    return bool(np.all(np.abs(actual - expected) <= tol.atol + tol.rtol * np.abs(expected)))
 
 
 def _pixels(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -54,7 +53,7 @@ def test_vb_term_at_t0_is_the_decoder_nll_in_bits(tab: DiffusionTables) -> None:
     upper = np.where(x0 > 0.999, 1.0, _tanh_cdf((1 / 255) / sigma))
     lower = np.where(x0 < -0.999, 0.0, _tanh_cdf((-1 / 255) / sigma))
     expected = -np.log(upper - lower).reshape(2, -1).mean(axis=1) / LN2
-    assert _close(terms["output"], expected, "reassociated_formula")
+    assert_close(terms["output"], expected, tol=REASSOCIATED)
 
 
 def test_vb_term_for_t_positive_matches_closed_form_kl(tab: DiffusionTables) -> None:
@@ -70,7 +69,7 @@ def test_vb_term_for_t_positive_matches_closed_form_kl(tab: DiffusionTables) -> 
         tab, output, x0, x_t, t, model_mean_type="START_X", model_var_type="LEARNED", clip_denoised=False
     )
     expected = (0.5 * (-1 + delta + np.exp(-delta))).reshape(3, -1).mean(axis=1) / LN2
-    assert _close(terms["output"], expected, "reassociated_formula")
+    assert_close(terms["output"], expected, tol=REASSOCIATED)
 
 
 def test_prior_bpd_matches_closed_form(tab: DiffusionTables) -> None:
@@ -78,7 +77,7 @@ def test_prior_bpd_matches_closed_form(tab: DiffusionTables) -> None:
     abar = float(np.prod(1.0 - tab.betas))
     mu, var = math.sqrt(abar) * x0, 1.0 - abar
     expected = (0.5 * (var + mu**2 - 1.0 - math.log(var))).mean(axis=1) / LN2
-    assert _close(prior_bpd(tab, x0), expected, "cancelling_closed_form")
+    assert_close(prior_bpd(tab, x0), expected, tol=tolerance(Oracle.CANCELLING_CLOSED_FORM))
 
 
 def _perfect_eps_model(tab: DiffusionTables, x0: np.ndarray):  # type: ignore[no-untyped-def]
@@ -97,13 +96,13 @@ def test_full_bound_of_perfect_model_is_finite_and_dominated_by_the_decoder(tab:
     assert set(res) == {"total_bpd", "prior_bpd", "vb", "xstart_mse", "mse"}
     assert res["vb"].shape == (2, tab.num_timesteps)
     assert np.all(np.isfinite(res["total_bpd"]))
-    assert _close(res["total_bpd"], res["prior_bpd"] + res["vb"].sum(axis=1), "reassociated_formula")
-    kl_tol = tolerance("oracle", "perfect_model_kl").atol
+    assert_close(res["total_bpd"], res["prior_bpd"] + res["vb"].sum(axis=1), tol=REASSOCIATED)
+    kl_tol = tolerance(Oracle.PERFECT_MODEL_KL).atol
     assert np.all(np.abs(res["vb"][:, 1:]) <= kl_tol)
     assert np.all(res["vb"][:, 0] >= 0.99 * res["total_bpd"])
     assert np.all(res["vb"][:, 0] > 0.0)
     # the perfect model recovers x_0 and ε up to the rounding budget of the [S9] inverse pair
-    per_unit = tolerance("oracle", "inverse_pair_per_unit").atol
+    per_unit = tolerance(Oracle.INVERSE_PAIR_PER_UNIT).atol
     abar = tab.alphas_cumprod
     size = 1.0 + np.abs(noises).max()
     kappa = 1 / (1 - abar)
@@ -166,7 +165,7 @@ def test_mse_target_by_mean_type(tab: DiffusionTables, mean_type: str) -> None:
             loss_type="MSE",
         )
         assert set(terms) == {"loss", "mse"}
-        assert _close(terms["mse"], np.full(2, expected_mse), "reassociated_formula")
+        assert_close(terms["mse"], np.full(2, expected_mse), tol=REASSOCIATED)
         assert np.array_equal(terms["loss"], terms["mse"])
 
 
@@ -185,16 +184,20 @@ def test_hybrid_and_kl_losses_weigh_the_vb_term(tab: DiffusionTables) -> None:
     mse = training_losses(tab, output, x0, t, noise, loss_type="MSE", **common)
     assert set(mse) == {"loss", "mse", "vb"}
     assert np.array_equal(mse["vb"], vb)
-    assert _close(mse["mse"], ((output[:, :2] - x0) ** 2).reshape(3, -1).mean(axis=1), "reassociated_formula")
+    assert_close(
+        mse["mse"],
+        ((output[:, :2] - x0) ** 2).reshape(3, -1).mean(axis=1),
+        tol=REASSOCIATED,
+    )
     assert np.array_equal(mse["loss"], mse["mse"] + mse["vb"])
     rescaled = training_losses(tab, output, x0, t, noise, loss_type="RESCALED_MSE", **common)
-    assert _close(rescaled["vb"], vb * 40 / 1000, "reassociated_formula")
+    assert_close(rescaled["vb"], vb * 40 / 1000, tol=REASSOCIATED)
     assert np.array_equal(rescaled["mse"], mse["mse"])
     kl = training_losses(tab, output, x0, t, noise, loss_type="KL", **common)
     assert set(kl) == {"loss"}
     assert np.array_equal(kl["loss"], vb)
     rescaled_kl = training_losses(tab, output, x0, t, noise, loss_type="RESCALED_KL", **common)
-    assert _close(rescaled_kl["loss"], 40 * vb, "reassociated_formula")
+    assert_close(rescaled_kl["loss"], 40 * vb, tol=REASSOCIATED)
 
 
 def test_training_losses_rejects_bad_input(tab: DiffusionTables) -> None:

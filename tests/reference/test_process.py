@@ -8,7 +8,6 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from properties.tolerances import tolerance
 from reference import (
     diffusion_tables,
     get_named_beta_schedule,
@@ -22,15 +21,12 @@ from reference import (
     q_sample,
 )
 from reference.schedule import DiffusionTables
+from testing.assertions import assert_close
+from testing.tolerances import Oracle, tolerance
+
+REASSOCIATED = tolerance(Oracle.REASSOCIATED_FORMULA)  # the same closed form written differently
 
 SCHEDULES = [("cosine", 50), ("linear", 1000), ("cosine", 1000)]
-
-
-def _close(actual: object, expected: object, name: str = "reassociated_formula") -> bool:
-    """|actual − expected| <= atol + rtol·|expected| elementwise, with the oracle tolerance ``name``."""
-    tol = tolerance("oracle", name)
-    a, e = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    return bool(np.all(np.abs(a - e) <= tol.atol + tol.rtol * np.abs(e)))
 
 
 def _tables(name: str, T: int) -> DiffusionTables:
@@ -71,10 +67,14 @@ def test_posterior_matches_the_gaussian_product_formula(name: str, T: int) -> No
         exp_mean[row] = (
             math.sqrt(abar[step - 1]) * x0[row] / prior_var + math.sqrt(1.0 - beta) * xt[row] / beta
         ) / (precision)
-    assert _close(mean, exp_mean, "posterior_product_formula")
-    assert _close(variance, np.repeat(exp_var[:, None], 2, axis=1), "posterior_product_formula")
-    assert _close(
-        np.exp(log_variance[1:]), np.repeat(exp_var[1:, None], 2, axis=1), "posterior_product_formula"
+    assert_close(mean, exp_mean, tol=tolerance(Oracle.POSTERIOR_PRODUCT_FORMULA))
+    assert_close(
+        variance, np.repeat(exp_var[:, None], 2, axis=1), tol=tolerance(Oracle.POSTERIOR_PRODUCT_FORMULA)
+    )
+    assert_close(
+        np.exp(log_variance[1:]),
+        np.repeat(exp_var[1:, None], 2, axis=1),
+        tol=tolerance(Oracle.POSTERIOR_PRODUCT_FORMULA),
     )
 
 
@@ -82,7 +82,7 @@ def test_posterior_at_t0_is_the_data_itself() -> None:
     tab = _tables("cosine", 50)
     x0 = np.array([[0.25, -0.5]])
     mean, variance, log_variance = q_posterior_mean_variance(tab, x0, np.array([[3.0, 4.0]]), np.array([0]))
-    assert _close(mean, x0)
+    assert_close(mean, x0, tol=REASSOCIATED)
     assert np.array_equal(variance, np.zeros((1, 2)))
     assert np.all(log_variance == tab.posterior_log_variance_clipped[1])
 
@@ -90,7 +90,7 @@ def test_posterior_at_t0_is_the_data_itself() -> None:
 @pytest.mark.parametrize("step", [1, 10, 40])
 def test_posterior_matches_monte_carlo_regression(step: int) -> None:
     tab = _tables("cosine", 50)
-    z_max = tolerance("oracle", "monte_carlo_sigmas").atol
+    z_max = tolerance(Oracle.MONTE_CARLO_SIGMAS).atol
     rng = np.random.default_rng(1234 + step)
     n, x0 = 200_000, 0.3
     abar_prev = float(tab.alphas_cumprod[step - 1])
@@ -122,15 +122,15 @@ def test_one_jump_equals_composed_single_steps(name: str, T: int) -> None:
         means.append(m)
         variances.append(v)
     mean, variance, log_variance = q_mean_variance(tab, np.full((T, 1), x0), np.arange(T))
-    assert _close(mean[:, 0], np.array(means), "one_jump_composition")
-    assert _close(variance[:, 0], np.array(variances), "one_jump_composition")
-    assert _close(np.exp(log_variance[:, 0]), np.array(variances), "one_jump_composition")
+    assert_close(mean[:, 0], np.array(means), tol=tolerance(Oracle.ONE_JUMP_COMPOSITION))
+    assert_close(variance[:, 0], np.array(variances), tol=tolerance(Oracle.ONE_JUMP_COMPOSITION))
+    assert_close(np.exp(log_variance[:, 0]), np.array(variances), tol=tolerance(Oracle.ONE_JUMP_COMPOSITION))
 
 
 @pytest.mark.parametrize("step", [3, 19])
 def test_one_jump_sample_equals_chained_steps_in_distribution(step: int) -> None:
     tab = _tables("cosine", 20)
-    z_max = tolerance("oracle", "monte_carlo_sigmas").atol
+    z_max = tolerance(Oracle.MONTE_CARLO_SIGMAS).atol
     rng = np.random.default_rng(99 + step)
     n, x0 = 100_000, 0.5
     chained = np.full(n, x0)
@@ -151,13 +151,17 @@ def test_q_sample_is_mean_plus_std_times_noise() -> None:
     t = np.array([5, 77])
     mean, variance, _ = q_mean_variance(tab, x0, t)
     assert np.array_equal(q_sample(tab, x0, t, np.zeros_like(x0)), mean)
-    assert _close(q_sample(tab, x0, t, np.ones_like(x0)), mean + np.sqrt(variance))
+    assert_close(
+        q_sample(tab, x0, t, np.ones_like(x0)),
+        mean + np.sqrt(variance),
+        tol=REASSOCIATED,
+    )
 
 
 @pytest.mark.parametrize(("name", "T"), SCHEDULES)
 def test_xstart_from_eps_inverts_q_sample(name: str, T: int) -> None:
     tab = _tables(name, T)
-    per_unit = tolerance("oracle", "inverse_pair_per_unit").atol
+    per_unit = tolerance(Oracle.INVERSE_PAIR_PER_UNIT).atol
     rng = np.random.default_rng(3)
     t = np.arange(T)
     x0 = rng.uniform(-1, 1, (T, 3))
@@ -175,7 +179,7 @@ def test_xstart_from_eps_inverts_q_sample(name: str, T: int) -> None:
 @pytest.mark.parametrize(("name", "T"), SCHEDULES)
 def test_xstart_from_xprev_inverts_the_posterior_mean(name: str, T: int) -> None:
     tab = _tables(name, T)
-    per_unit = tolerance("oracle", "inverse_pair_per_unit").atol
+    per_unit = tolerance(Oracle.INVERSE_PAIR_PER_UNIT).atol
     rng = np.random.default_rng(4)
     t = np.arange(T)
     x0 = rng.uniform(-1, 1, (T, 3))
@@ -194,10 +198,10 @@ def test_fixed_variances_by_hand() -> None:
     small_var, small_log = model_variance(tab, None, t, model_var_type="FIXED_SMALL", shape=(3, 2))
     large_var, large_log = model_variance(tab, None, t, model_var_type="FIXED_LARGE", shape=(3, 2))
     b1 = 0.2 * 0.1 / 0.28  # β̃_1
-    assert _close(small_var[:, 0], [0.0, b1, 0.5 * 0.28 / 0.64])
-    assert _close(small_log[:, 0], np.log([b1, b1, 0.5 * 0.28 / 0.64]))
-    assert _close(large_var[:, 1], [b1, 0.2, 0.5])
-    assert _close(large_log[:, 1], np.log([b1, 0.2, 0.5]))
+    assert_close(small_var[:, 0], [0.0, b1, 0.5 * 0.28 / 0.64], tol=REASSOCIATED)
+    assert_close(small_log[:, 0], np.log([b1, b1, 0.5 * 0.28 / 0.64]), tol=REASSOCIATED)
+    assert_close(large_var[:, 1], [b1, 0.2, 0.5], tol=REASSOCIATED)
+    assert_close(large_log[:, 1], np.log([b1, 0.2, 0.5]), tol=REASSOCIATED)
 
 
 def test_learned_variance_is_the_log_directly() -> None:
@@ -219,7 +223,7 @@ def test_learned_range_endpoints_are_exactly_the_fixed_logs(name: str, T: int) -
     assert np.array_equal(at_minus[:, 1], tab.posterior_log_variance_clipped)
     _, at_zero = model_variance(tab, 0 * ones, t, model_var_type="LEARNED_RANGE", shape=(T, 2))
     midpoint = 0.5 * (np.log(tab.betas) + tab.posterior_log_variance_clipped)
-    assert _close(at_zero[:, 0], midpoint)
+    assert_close(at_zero[:, 0], midpoint, tol=REASSOCIATED)
 
 
 def _perfect_eps_output(tab: DiffusionTables, x0: np.ndarray, x_t: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from properties.tolerances import tolerance
 from reference import (
     diffusion_tables,
     get_named_beta_schedule,
@@ -15,6 +14,8 @@ from reference import (
     respaced_betas,
     space_timesteps,
 )
+from testing.assertions import assert_close
+from testing.tolerances import Oracle, tolerance
 
 
 def test_ddim50_of_1000_is_stride_20() -> None:
@@ -108,7 +109,7 @@ def test_respaced_process_keeps_alpha_bar_at_the_kept_steps(name: str, T: int, d
     assert np.all(new_abar[zero] == 0.0)
     positive = expected[~zero]
     ratios = positive / np.append(1.0, positive[:-1])
-    per_step = tolerance("oracle", "respaced_alpha_bar_per_step").rtol
+    per_step = tolerance(Oracle.RESPACED_ALPHA_BAR_PER_STEP).rtol
     bound = per_step * np.cumsum(2.0 + 1.0 / ratios)
     assert np.all(np.abs(new_abar[~zero] - positive) <= bound * positive)
 
@@ -117,8 +118,7 @@ def test_respaced_betas_by_hand() -> None:
     abar = np.array([0.9, 0.72, 0.36])
     betas, timestep_map = respaced_betas(abar, {2, 0})
     assert timestep_map.tolist() == [0, 2]
-    tol = tolerance("oracle", "reassociated_formula")
-    assert np.all(np.abs(betas - np.array([0.1, 0.6])) <= tol.atol + tol.rtol * np.array([0.1, 0.6]))
+    assert_close(betas, [0.1, 0.6], tol=tolerance(Oracle.REASSOCIATED_FORMULA))
 
 
 def test_respaced_betas_rejects_bad_steps() -> None:

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from properties.tolerances import tolerance
 from reference import (
     betas_for_alpha_bar,
     cosine_alpha_bar,
@@ -17,32 +16,29 @@ from reference import (
     get_named_beta_schedule,
     linear_beta_schedule,
 )
+from testing.assertions import assert_close
+from testing.tolerances import Oracle, tolerance
 
-
-def _close(actual: object, expected: object, name: str = "reassociated_formula") -> bool:
-    """|actual − expected| <= atol + rtol·|expected| elementwise, with the oracle tolerance ``name``."""
-    tol = tolerance("oracle", name)
-    a, e = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    return bool(np.all(np.abs(a - e) <= tol.atol + tol.rtol * np.abs(e)))
+REASSOCIATED = tolerance(Oracle.REASSOCIATED_FORMULA)  # the same closed form written differently
 
 
 def test_linear_schedule_endpoints_by_hand() -> None:
     # T = 1000: scale 1, so β runs from 1e-4 to 0.02; T = 4000: scale 1/4.
     betas = linear_beta_schedule(1000)
     assert betas.shape == (1000,)
-    assert _close(betas[0], 1e-4)
-    assert _close(betas[-1], 0.02)
+    assert_close(betas[0], 1e-4, tol=REASSOCIATED)
+    assert_close(betas[-1], 0.02, tol=REASSOCIATED)
     betas = linear_beta_schedule(4000)
-    assert _close(betas[0], 2.5e-5)
-    assert _close(betas[-1], 0.005)
+    assert_close(betas[0], 2.5e-5, tol=REASSOCIATED)
+    assert_close(betas[-1], 0.005, tol=REASSOCIATED)
     # equally spaced
     steps = np.diff(linear_beta_schedule(50))
-    assert _close(steps, steps[0])
+    assert_close(steps, steps[0], tol=REASSOCIATED)
 
 
 def test_linear_schedule_at_smallest_allowed_T_ends_at_one() -> None:
     betas = linear_beta_schedule(20)
-    assert _close(betas[-1], 1.0)
+    assert_close(betas[-1], 1.0, tol=REASSOCIATED)
     assert np.all(betas <= 1.0)
 
 
@@ -50,7 +46,7 @@ def test_cosine_alpha_bar_matches_formula_and_vectorises() -> None:
     s = 0.008
     for tau in (0.0, 0.25, 0.5, 0.9, 1.0):
         expected = math.cos((tau + s) / (1 + s) * math.pi / 2) ** 2
-        assert _close(cosine_alpha_bar(tau), expected)
+        assert_close(cosine_alpha_bar(tau), expected, tol=REASSOCIATED)
     taus = np.array([0.0, 0.5, 1.0])
     assert np.array_equal(cosine_alpha_bar(taus), np.array([cosine_alpha_bar(float(x)) for x in taus]))
 
@@ -67,7 +63,7 @@ def test_betas_for_alpha_bar_with_a_custom_curve_and_max_beta() -> None:
     # ᾱ(τ) = 1 − τ/2: β_i = 1 − (1 − (i+1)/(2T)) / (1 − i/(2T)) = 1 / (2T − i).
     T = 5
     betas = betas_for_alpha_bar(T, lambda tau: 1.0 - tau / 2.0)
-    assert _close(betas, [1.0 / (2 * T - i) for i in range(T)])
+    assert_close(betas, [1.0 / (2 * T - i) for i in range(T)], tol=REASSOCIATED)
     clipped = betas_for_alpha_bar(T, lambda tau: 1.0 - tau / 2.0, max_beta=0.12)
     assert np.array_equal(clipped, np.minimum(betas, 0.12))
 
@@ -92,7 +88,7 @@ def test_linear_schedule_bounds_and_strictly_decreasing_alpha_bar(T: int) -> Non
 @given(st.sampled_from(["linear", "cosine"]), st.integers(min_value=21, max_value=2000))
 def test_posterior_variance_never_exceeds_beta(name: str, T: int) -> None:
     tab = diffusion_tables(get_named_beta_schedule(name, T))
-    tol = tolerance("oracle", "posterior_variance_le_beta")
+    tol = tolerance(Oracle.POSTERIOR_VARIANCE_LE_BETA)
     assert tab.posterior_variance[0] == 0.0
     assert np.all(tab.posterior_variance <= tab.betas * (1.0 + tol.rtol))
 
@@ -102,19 +98,27 @@ def test_tables_by_hand_for_T3() -> None:
     tab = diffusion_tables(betas)
     assert tab.num_timesteps == 3
     abar = [0.9, 0.9 * 0.8, 0.9 * 0.8 * 0.5]
-    assert _close(tab.alphas_cumprod, abar)
-    assert _close(tab.alphas_cumprod_prev, [1.0, abar[0], abar[1]])
-    assert _close(tab.alphas_cumprod_next, [abar[1], abar[2], 0.0])
+    assert_close(tab.alphas_cumprod, abar, tol=REASSOCIATED)
+    assert_close(tab.alphas_cumprod_prev, [1.0, abar[0], abar[1]], tol=REASSOCIATED)
+    assert_close(tab.alphas_cumprod_next, [abar[1], abar[2], 0.0], tol=REASSOCIATED)
     # β̃_1 = 0.2·(1 − 0.9)/(1 − 0.72) = 0.02/0.28; β̃_2 = 0.5·(1 − 0.72)/(1 − 0.36) = 0.14/0.64
     post = [0.0, 0.02 / 0.28, 0.14 / 0.64]
-    assert _close(tab.posterior_variance, post)
-    assert _close(tab.posterior_log_variance_clipped, np.log([post[1], post[1], post[2]]))
+    assert_close(tab.posterior_variance, post, tol=REASSOCIATED)
+    assert_close(
+        tab.posterior_log_variance_clipped,
+        np.log([post[1], post[1], post[2]]),
+        tol=REASSOCIATED,
+    )
     # c1 = β √ᾱ_prev / (1 − ᾱ), c2 = (1 − ᾱ_prev) √α / (1 − ᾱ); at t = 0: c1 = 1, c2 = 0
-    assert _close(tab.posterior_mean_coef1[0], 1.0)
+    assert_close(tab.posterior_mean_coef1[0], 1.0, tol=REASSOCIATED)
     assert tab.posterior_mean_coef2[0] == 0.0
-    assert _close(tab.posterior_mean_coef1[1], 0.2 * math.sqrt(0.9) / 0.28)
-    assert _close(tab.posterior_mean_coef2[1], 0.1 * math.sqrt(0.8) / 0.28)
-    assert _close(tab.sqrt_recipm1_alphas_cumprod[2], math.sqrt(1 / 0.36 - 1))
+    assert_close(tab.posterior_mean_coef1[1], 0.2 * math.sqrt(0.9) / 0.28, tol=REASSOCIATED)
+    assert_close(tab.posterior_mean_coef2[1], 0.1 * math.sqrt(0.8) / 0.28, tol=REASSOCIATED)
+    assert_close(
+        tab.sqrt_recipm1_alphas_cumprod[2],
+        math.sqrt(1 / 0.36 - 1),
+        tol=REASSOCIATED,
+    )
 
 
 def test_tables_are_read_only() -> None:

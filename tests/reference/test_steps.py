@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from properties.tolerances import tolerance
 from reference import (
     condition_mean,
     condition_score,
@@ -21,14 +20,10 @@ from reference import (
 )
 from reference.schedule import DiffusionTables
 from reference.steps import ddim_sigma
+from testing.assertions import assert_close
+from testing.tolerances import Oracle, tolerance
 
 FloatArray = np.ndarray
-
-
-def _close(actual: object, expected: object, name: str = "reassociated_formula") -> bool:
-    tol = tolerance("oracle", name)
-    a, e = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    return bool(np.all(np.abs(a - e) <= tol.atol + tol.rtol * np.abs(e)))
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +57,7 @@ def test_ddim_then_inversion_returns_the_start_for_a_perfect_denoiser(
     for step in range(0, start):  # back up to the level ᾱ_start
         x = ddim_reverse_step(tab, _perfect_out(tab, x0, x, step), x, np.full(3, step))
         largest = max(largest, np.abs(x).max())
-    per_unit = tolerance("oracle", "ddim_roundtrip_per_step").atol
+    per_unit = tolerance(Oracle.DDIM_ROUNDTRIP_PER_STEP).atol
     bound = per_unit * largest * np.sum(1.0 / tab.sqrt_alphas_cumprod[: start + 1])
     assert np.abs(x - x_start).max() <= bound
 
@@ -70,7 +65,7 @@ def test_ddim_then_inversion_returns_the_start_for_a_perfect_denoiser(
 def test_ddim_sigma_at_eta_one_is_the_posterior_std(tab: DiffusionTables) -> None:
     t = np.arange(1, 50)
     sigma = ddim_sigma(tab, t, 1.0, 1)
-    assert _close(sigma**2, tab.posterior_variance[1:], "ddim_sigma_identity")
+    assert_close(sigma**2, tab.posterior_variance[1:], tol=tolerance(Oracle.DDIM_SIGMA_IDENTITY))
     assert np.array_equal(ddim_sigma(tab, t, 0.0, 1), np.zeros(49))
 
 
@@ -83,7 +78,11 @@ def test_ddim_step_eta_one_equals_the_ancestral_step_with_fixed_small_variance(t
         tab, rng.standard_normal((4, 3)), x_t, t, model_mean_type="EPSILON", model_var_type="FIXED_SMALL"
     )
     z = rng.standard_normal(x_t.shape)
-    assert _close(ddim_step(tab, out, x_t, t, z, 1.0), p_sample_step(out, t, z), "ddim_sigma_identity")
+    assert_close(
+        ddim_step(tab, out, x_t, t, z, 1.0),
+        p_sample_step(out, t, z),
+        tol=tolerance(Oracle.DDIM_SIGMA_IDENTITY),
+    )
 
 
 def test_p_sample_step_adds_no_noise_at_t0(tab: DiffusionTables) -> None:
@@ -94,7 +93,9 @@ def test_p_sample_step_adds_no_noise_at_t0(tab: DiffusionTables) -> None:
     z = rng.standard_normal(x_t.shape)
     sample = p_sample_step(out, t, z)
     assert np.array_equal(sample[0], out["mean"][0])
-    assert _close(sample[1], out["mean"][1] + math.sqrt(tab.betas[7]) * z[1])
+    assert_close(
+        sample[1], out["mean"][1] + math.sqrt(tab.betas[7]) * z[1], tol=tolerance(Oracle.REASSOCIATED_FORMULA)
+    )
     ddim = ddim_step(tab, out, x_t, t, z, 0.5)
     assert np.array_equal(ddim[0], out["pred_xstart"][0])  # ᾱ_prev = 1 at t = 0: the step returns x̂_0
 
@@ -133,14 +134,16 @@ def test_condition_mean_and_score_by_hand(tab: DiffusionTables, grad_scale: floa
         clip_denoised=False,
     )
     g = grad_scale * rng.standard_normal(x_t.shape)
-    assert _close(condition_mean(out, g), out["mean"] + out["variance"] * g)
+    assert_close(
+        condition_mean(out, g), out["mean"] + out["variance"] * g, tol=tolerance(Oracle.REASSOCIATED_FORMULA)
+    )
     cond = condition_score(tab, out, x_t, t, g)
     # ε' = ε̂ − √(1 − ᾱ_t) g, so x̂_0' = (x_t − √(1 − ᾱ_t) ε')/√ᾱ_t = x̂_0 + (1 − ᾱ_t)/√ᾱ_t · g
     abar = tab.alphas_cumprod[t][:, None]
     expected_x0 = out["pred_xstart"] + (1 - abar) / np.sqrt(abar) * g
     size = np.abs(x_t).max() + np.abs(expected_x0).max()
     kappa = 1 / (1 - abar)
-    bound = tolerance("oracle", "inverse_pair_per_unit").atol * size * (1 + 1 / np.sqrt(abar) + kappa)
+    bound = tolerance(Oracle.INVERSE_PAIR_PER_UNIT).atol * size * (1 + 1 / np.sqrt(abar) + kappa)
     assert np.all(np.abs(cond["pred_xstart"] - expected_x0) <= bound)
     assert np.array_equal(cond["mean"], q_posterior_mean_variance(tab, cond["pred_xstart"], x_t, t)[0])
 

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from properties.tolerances import tolerance
 from reference import (
     importance_weights,
     loss_second_moment_probs,
@@ -15,6 +14,8 @@ from reference import (
     uniform_timestep_probs,
     update_loss_history,
 )
+from testing.assertions import assert_close
+from testing.tolerances import Oracle, tolerance
 
 positive_weights = st.lists(st.floats(min_value=1e-6, max_value=1e3), min_size=1, max_size=100)
 
@@ -28,7 +29,7 @@ def test_importance_weighted_expectation_equals_the_uniform_mean(
     losses = np.array(data.draw(st.lists(st.floats(min_value=0.0, max_value=1e3), min_size=T, max_size=T)))
     t = np.arange(T)
     weighted = np.sum(p * importance_weights(p, t) * losses)  # E_{t∼p}[w_t L_t], summed exactly over t
-    tol = tolerance("oracle", "importance_identity")
+    tol = tolerance(Oracle.IMPORTANCE_IDENTITY)
     assert abs(weighted - losses.mean()) <= tol.rtol * losses.mean()
 
 
@@ -82,8 +83,8 @@ def test_loss_second_moment_probs_uniform_until_full_then_by_hand() -> None:
     # √mean(L²): √12.5, 0, √50 → weights 1/3, 0, 2/3 (√50 = 2√12.5); mixed with u = 0.001
     p = loss_second_moment_probs(history, full)
     expected = np.array([1 / 3, 0.0, 2 / 3]) * 0.999 + 0.001 / 3
-    tol = tolerance("oracle", "reassociated_formula")
-    assert np.all(np.abs(p - expected) <= tol.atol + tol.rtol * expected)
+    tol = tolerance(Oracle.REASSOCIATED_FORMULA)
+    assert_close(p, expected, tol=tol)
     assert abs(p.sum() - 1.0) <= tol.rtol
 
 

@@ -23,7 +23,8 @@ from impl.factory import create_model_and_diffusion
 from impl.train import DistContext, InMemoryData, TrainConfig, Trainer
 from impl.train.run import RESUME_OVERRIDABLE, merge_resumed_config
 from impl.train.trainer import LossFn
-from properties.tolerances import tolerance
+from testing.assertions import assert_close
+from testing.tolerances import CompileScope, tolerance
 
 # A one-level U-Net with attention, GroupNorm + scale-shift + SiLU blocks, dropout and class labels: the
 # paper's L_hybrid recipe (learned-range σ, RESCALED_MSE, cosine schedule) at the smallest traceable size.
@@ -298,11 +299,11 @@ def _inductor_losses_and_grads(
 
 
 def _check_inductor(device: torch.device, scope: str) -> None:
-    loss_tol = tolerance("compile scope", "inductor_losses")
-    grad_tol = tolerance("compile scope", "inductor_grads")
+    loss_tol = tolerance(CompileScope.INDUCTOR_LOSSES)
+    grad_tol = tolerance(CompileScope.INDUCTOR_GRADS)
     loss_ref, grads_ref = _inductor_losses_and_grads(device, None)
     loss, grads = _inductor_losses_and_grads(device, scope)
-    torch.testing.assert_close(loss, loss_ref, rtol=loss_tol.rtol, atol=loss_tol.atol)
+    assert_close(loss, loss_ref, tol=loss_tol, label="per-sample losses")
     assert len(grads) == len(grads_ref) > 0
     for g, g_ref in zip(grads, grads_ref, strict=True):
         scale = g_ref.abs().max()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from impl.train import EMA, TrainConfig, annealed_lr, parse_ema_rates
-from properties.tolerances import tolerance
+from testing.assertions import assert_close
+from testing.tolerances import Train, tolerance
 
 
 def test_ema_update_matches_the_formula_for_each_rate() -> None:
@@ -23,12 +23,11 @@ def test_ema_update_matches_the_formula_for_each_rate() -> None:
         for p in model.parameters():
             p.uniform_(-1, 1, generator=gen)
     ema.update([p.detach() for p in model.parameters()])
-    tol = tolerance("train", "ema_update")
+    tol = tolerance(Train.EMA_UPDATE)
     for rate in (0.9, 0.5):
         for s0, p, shadow in zip(start, model.parameters(), ema.shadows[rate], strict=True):
             expected = rate * s0 + (1 - rate) * p.detach().double()
-            actual = shadow.double().numpy()
-            np.testing.assert_allclose(actual, expected.numpy(), rtol=tol.rtol, atol=tol.atol)
+            assert_close(shadow.double(), expected, tol=tol, label=f"rate {rate}")
 
 
 def test_ema_state_dict_round_trip() -> None:

@@ -1,5 +1,5 @@
 """The trainer's speed switches (optimizer_impl, channels_last, allow_tf32, cudnn_benchmark) against the
-plain path: same arithmetic up to the float32 budgets of properties/tolerances.py."""
+plain path: same arithmetic up to the float32 budgets of testing/tolerances."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from impl.runtime.backend_flags import (
 )
 from impl.train import DistContext, TrainConfig, Trainer, load_training_checkpoint
 from impl.train.optimizer import build_adamw
-from properties.tolerances import tolerance
+from testing.assertions import assert_close
+from testing.tolerances import Train, tolerance
 from tests.train.toys import TinyMLP, ToyDiffusion, toy_data
 
 LR = 1e-3
@@ -80,18 +81,18 @@ def _steps(trainer: Trainer, n: int) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("impl", ["auto", "fused", "foreach"])
 def test_optimizer_impls_match_the_for_loop_adamw(impl: str) -> None:
-    tol = tolerance("train", "optimizer_impl_params")
+    tol = tolerance(Train.OPTIMIZER_IMPL_PARAMS)
     start = [p.detach().clone() for p in _mlp().parameters()]
     plain = _steps(_trainer(_mlp(), (3, 4, 4), optimizer_impl="for-loop"), 3)
     other = _steps(_trainer(_mlp(), (3, 4, 4), optimizer_impl=impl), 3)
     for p0, a, b in zip(start, plain, other, strict=True):
         assert (a - p0).abs().max() > LR  # the weights really moved
-        torch.testing.assert_close(b, a, rtol=tol.rtol, atol=tol.atol)
+        assert_close(b, a, tol=tol)
 
 
 def test_optimizer_impl_tolerance_separates_another_learning_rate() -> None:
     """The check above can fail: a 10% different lr moves the weights far outside it."""
-    tol = tolerance("train", "optimizer_impl_params")
+    tol = tolerance(Train.OPTIMIZER_IMPL_PARAMS)
     plain = _steps(_trainer(_mlp(), (3, 4, 4), optimizer_impl="for-loop"), 3)
     other = _steps(_trainer(_mlp(), (3, 4, 4), optimizer_impl="fused", lr=1.1 * LR), 3)
     pairs = zip(plain, other, strict=True)
@@ -154,7 +155,7 @@ def test_channels_last_unet_conv_weights_are_channels_last() -> None:
 
 
 def test_channels_last_gradients_match_nchw() -> None:
-    tol = tolerance("train", "channels_last_grad")
+    tol = tolerance(Train.CHANNELS_LAST_GRAD)
     plain = _trainer(_unet(), (3, 8, 8), lr=0.0, grad_clip=0.0)
     fast = _trainer(_unet(), (3, 8, 8), lr=0.0, grad_clip=0.0, channels_last=True)
     plain.train_step()
@@ -167,7 +168,7 @@ def test_channels_last_gradients_match_nchw() -> None:
 
 
 def test_channels_last_parameters_match_nchw_after_three_steps() -> None:
-    tol = tolerance("train", "channels_last_params")
+    tol = tolerance(Train.CHANNELS_LAST_PARAMS)
     start = [p.detach().clone() for p in _unet().parameters()]
     plain = _steps(_trainer(_unet(), (3, 8, 8)), 3)
     fast = _steps(_trainer(_unet(), (3, 8, 8), channels_last=True), 3)

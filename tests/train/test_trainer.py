@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 from impl.runtime.seeding import global_batch_indices
 from impl.train import InMemoryData, TrainConfig, Trainer, load_training_checkpoint
-from properties.tolerances import tolerance
+from testing.assertions import assert_close
+from testing.tolerances import Train, tolerance
 from tests.train.toys import TinyMLP, ToyDiffusion, toy_data
 
 
@@ -45,10 +46,10 @@ def test_microbatch_gradients_average_to_the_full_batch_gradient() -> None:
     full.train_step()
     micro = make_trainer(lr=0.0, grad_clip=0.0, microbatch=3)  # 3 + 3 + 2: unequal shares
     micro.train_step()
-    tol = tolerance("train", "microbatch_grad")
+    tol = tolerance(Train.MICROBATCH_GRAD)
     for g_full, g_micro in zip(grads(full), grads(micro), strict=True):
         assert g_full.abs().max() > 1e-3  # a real gradient, not zeros
-        np.testing.assert_allclose(g_micro.numpy(), g_full.numpy(), rtol=tol.rtol, atol=tol.atol)
+        assert_close(g_micro, g_full, tol=tol)
 
 
 def test_microbatch_tolerance_separates_other_batches() -> None:
@@ -58,7 +59,7 @@ def test_microbatch_tolerance_separates_other_batches() -> None:
     other = make_trainer(lr=0.0, grad_clip=0.0, seed=1)
     other.model.load_state_dict(full.model.state_dict())
     other.train_step()
-    tol = tolerance("train", "microbatch_grad")
+    tol = tolerance(Train.MICROBATCH_GRAD)
     pairs = zip(grads(full), grads(other), strict=True)
     assert not all(torch.allclose(a, b, rtol=tol.rtol, atol=tol.atol) for a, b in pairs)
 
@@ -262,6 +263,6 @@ def test_data_batches_convert_uint8_to_model_range() -> None:
     data = InMemoryData(torch.tensor([[[[0, 255]]], [[[128, 64]]]], dtype=torch.uint8))
     x, y = data.batch(torch.tensor([1, 0]), torch.device("cpu"))
     assert y is None
-    tol = tolerance("train", "uint8_to_model_range")
+    tol = tolerance(Train.UINT8_TO_MODEL_RANGE)
     expected = [128 / 127.5 - 1, 64 / 127.5 - 1, -1.0, 1.0]
-    np.testing.assert_allclose(x.flatten().numpy(), expected, rtol=tol.rtol, atol=tol.atol)
+    assert_close(x.flatten(), expected, tol=tol)
