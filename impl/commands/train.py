@@ -33,6 +33,11 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
                 "--dry_run shows a new run's resolved flags; it cannot be combined with --resume"
             )
         config.validate()
+        from impl.train.flags import build_diffusion
+
+        build_diffusion(
+            dict(config.model_flags)
+        )  # the diffusion flags' own checks (predict_v, vlb_weight, …)
         print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
         return 0
     model_names = set(model_and_diffusion_defaults())

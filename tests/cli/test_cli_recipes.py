@@ -89,6 +89,14 @@ def test_dry_run_has_the_keys_of_a_runs_config_json(
         (["--lr_warmup_steps", "5000"], "lr_warmup_steps 5000 must be below the decay horizon"),
         (["--lr_schedule", "cosine", "--lr_anneal_steps", "0"], "lr_schedule cosine needs a decay horizon"),
         (["--ema_warmup", "True", "--ema_power", "0"], "ema_power must be > 0"),
+        (["--predict_v", "True", "--predict_xstart", "True"], "predict_v and predict_xstart are exclusive"),
+        (
+            ["--loss_weighting", "min_snr", "--min_snr_gamma", "0"],
+            "min_snr_gamma must be a finite number > 0",
+        ),
+        (["--min_snr_gamma", "-1"], "min_snr_gamma must be a finite number > 0"),
+        (["--vlb_weight", "-0.5"], "vlb_weight must be a finite number >= 0"),
+        (["--vlb_weight", "abc"], "vlb_weight must be a number >= 0"),
     ],
 )
 def test_bad_recipe_and_schedule_flags_are_one_line_errors(
@@ -99,3 +107,42 @@ def test_bad_recipe_and_schedule_flags_are_one_line_errors(
     assert len(err.strip().splitlines()) == 1, err
     assert needle in err
     assert not (tmp_path / "r").exists()
+
+
+def test_objective_flags_reach_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--predict_v / --loss_weighting / --vlb_weight train a model and are recorded with the run."""
+    run = tmp_path / "run"
+    flags = [
+        "--predict_v",
+        "True",
+        "--loss_weighting",
+        "min_snr",
+        "--min_snr_gamma",
+        "3",
+        "--vlb_weight",
+        "0.01",
+    ]
+    assert main([*tiny_train(str(run)), "--max_steps", "2", "--num_grid_samples", "0", *flags]) == 0
+    written = json.loads((run / "config.json").read_text())["model_flags"]
+    assert written["predict_v"] is True and written["loss_weighting"] == "min_snr"
+    assert written["min_snr_gamma"] == 3.0 and written["vlb_weight"] == "0.01"
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(run),
+                "--num_samples",
+                "2",
+                "--timestep_respacing",
+                "5",
+                "--progress",
+                "False",
+                "--output",
+                str(tmp_path / "s.npz"),
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "s.npz").is_file()
