@@ -23,6 +23,7 @@ demo: venv
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: venv
 	$(PY) -m mypy  # strict, on the files listed in pyproject.toml (library, test toolkit, property helpers)

@@ -8,6 +8,7 @@ import torch
 from benchmarks import configs
 from benchmarks.builders import build_model_and_diffusion, naive_attention, random_images, sampling_network
 from benchmarks.harness import BenchmarkFixture, Mode, Workload, flops_for, run_benchmark, to_memory_format
+from impl.sampling import SamplingOptions
 
 
 def test_sample_step_cifar10(
@@ -33,7 +34,7 @@ def test_sample_step_cifar10(
                 diffusion.p_sample(net, x, t, generator=generator)
             else:
                 noise = torch.randn(shape, generator=generator, device=device)
-                runner.ancestral_step(diffusion, net, x, t, noise, True, None, None, None)
+                runner.ancestral_step(diffusion, net, x, t, noise, SamplingOptions())
 
     def eager_step() -> None:
         with torch.no_grad(), naive_attention(model):

@@ -2,14 +2,21 @@
 
 ``model_and_diffusion_defaults()`` returns the original flags and defaults plus the extensions
 ``in_channels``, ``channel_mult``, ``num_classes``, ``num_head_channels`` and ``resblock_updown``.
+``load_checkpoint`` builds the U-Net a checkpoint needs (from these flags, or read off the weights) and
+loads it; the factory sits above `impl.nn` and `impl.diffusion`, which know nothing of it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import torch
+from torch import nn
+
+from impl.nn.checkpoint_io import infer_unet_config, load_state_strictly, read_state_dict
 from impl.nn.unet import UNetModel
 
 if TYPE_CHECKING:
@@ -22,6 +29,7 @@ __all__ = [
     "args_to_dict",
     "create_model",
     "create_model_and_diffusion",
+    "load_checkpoint",
     "model_and_diffusion_defaults",
     "model_flag_names",
     "parse_attention_resolutions",
@@ -313,3 +321,57 @@ def add_dict_to_argparser(parser: argparse.ArgumentParser, default_dict: Mapping
 def args_to_dict(args: argparse.Namespace, keys: Iterable[str]) -> dict[str, Any]:
     """``{key: args.key}`` for the given keys."""
     return {key: getattr(args, key) for key in keys}
+
+
+# Model flags that change no parameter: they may be given together with an architecture read off the weights.
+_RUNTIME_FLAGS = frozenset(
+    {"num_heads", "num_heads_upsample", "num_head_channels", "dropout", "use_checkpoint", "attention_backend"}
+)
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module | None = None,
+    *,
+    map_location: str | torch.device = "cpu",
+    key: str | None = None,
+    **flags: Any,
+) -> nn.Module:
+    """Load a state dict file into ``model``, or into a U-Net built for it, and return the model.
+
+    - ``model`` given: the weights are loaded into it (no ``flags`` then).
+    - ``flags`` given (the original ``create_model`` flags, e.g. ``image_size=32, num_channels=128,
+      num_res_blocks=3, learn_sigma=True``; missing ones take :func:`model_and_diffusion_defaults`,
+      diffusion flags are ignored): the model is ``create_model(**flags)``.
+    - neither (or only flags that change no parameter: ``num_heads``, ``num_head_channels``,
+      ``num_heads_upsample``, ``dropout``, ``use_checkpoint``, ``attention_backend``): the architecture is
+      read off the checkpoint by :func:`impl.nn.infer_unet_config` (4 heads unless given).
+
+    Loading is strict: any missing/unexpected key or shape mismatch raises
+    :class:`impl.nn.CheckpointMismatchError` naming the flags that probably differ.  The model is returned
+    in eval mode on its original device.
+    """
+    state = read_state_dict(path, map_location=map_location, key=key)
+    if model is not None:
+        if flags:
+            raise ValueError(f"pass either model or flags, not both (got flags {sorted(flags)})")
+    else:
+        model = _model_for(state, flags)
+    return load_state_strictly(model, state, source=path)
+
+
+def _model_for(state: Mapping[str, torch.Tensor], flags: Mapping[str, Any]) -> UNetModel:
+    """The U-Net ``load_checkpoint`` loads ``state`` into: from the structural flags, else inferred."""
+    diffusion_flags = set(model_and_diffusion_defaults()) - set(_MODEL_FLAGS)
+    unknown = set(flags) - set(_MODEL_FLAGS) - _RUNTIME_FLAGS - diffusion_flags
+    if unknown:
+        raise ValueError(f"unknown flags {sorted(unknown)}; allowed: {sorted(_MODEL_FLAGS)}")
+    structural = set(flags) - _RUNTIME_FLAGS - diffusion_flags
+    if structural:
+        defaults = model_and_diffusion_defaults()
+        chosen = {k: flags.get(k, defaults[k]) for k in _MODEL_FLAGS}
+        extra = {k: flags[k] for k in ("attention_backend",) if k in flags}
+        return create_model(**chosen, **extra)
+    config = infer_unet_config(state, num_heads=int(flags.get("num_heads", 4)))
+    runtime = {k: v for k, v in flags.items() if k in _RUNTIME_FLAGS and k != "num_heads"}
+    return UNetModel(**{**config, **runtime})

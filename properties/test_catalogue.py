@@ -103,6 +103,24 @@ EXCLUDED: dict[str, str] = {
 }
 
 
+def _mixins(cls: type) -> list[type]:
+    """The impl classes cls inherits that impl.diffusion does not export (e.g. `SamplingLoopMethods`)."""
+    exported = set(impl.diffusion.__all__)
+    return [b for b in cls.__mro__[1:] if b.__module__.startswith("impl.") and b.__name__ not in exported]
+
+
+def _own_and_mixin_members(cls: type) -> dict[str, Any]:
+    """The class's own attributes plus those of its mixins, unless an exported base already lists them."""
+    exported_bases = [b for b in cls.__mro__[1:] if b.__name__ in impl.diffusion.__all__]
+    listed = {mixin for base in exported_bases for mixin in _mixins(base)}
+    members: dict[str, Any] = {}
+    for mixin in reversed(_mixins(cls)):
+        if mixin not in listed:
+            members.update(vars(mixin))
+    members.update(vars(cls))
+    return members
+
+
 def public_callables() -> dict[str, Callable[..., Any]]:
     """Every public function of impl.diffusion and every public (or original-API) method of its classes."""
     found: dict[str, Callable[..., Any]] = {}
@@ -111,7 +129,7 @@ def public_callables() -> dict[str, Callable[..., Any]]:
         if inspect.isclass(obj):
             if not issubclass(obj, enum.Enum):
                 found[name] = obj
-            for attr, member in vars(obj).items():
+            for attr, member in _own_and_mixin_members(obj).items():
                 if isinstance(member, (staticmethod, classmethod)):
                     member = member.__func__
                 public = not attr.startswith("_") or attr in ORIGINAL_PRIVATE_API

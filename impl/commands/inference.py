@@ -80,8 +80,7 @@ def load_for_inference(
         _load_state(model, weights)
         return LoadedModel(model.to(device).eval(), diffusion, flags, weights, ckpt_dir.parent.parent)
 
-    from impl.factory import model_flag_names
-    from impl.nn import load_checkpoint
+    from impl.factory import load_checkpoint, model_flag_names
 
     flags = dict(cli_flags)
     model_flags = {k: flags[k] for k in model_flag_names() if k in flags}

@@ -2,12 +2,15 @@
 
 Per-step methods gather float64-built tables already on the input's device in the input's compute dtype
 (float64 stays float64; anything else computes in float32), never synchronise with the host, and take
-`noise=` or a `torch.Generator` for every random draw.  Loops are implemented in `impl.sampling`.
+`noise=` or a `torch.Generator` for every random draw.  Loops are implemented in `impl.sampling`, which
+sees this class only through the protocols of `impl.diffusion.types`; the class inherits the loop methods
+(original keyword signatures, settings handed over as one `SamplingOptions`) from its mixin there.  The
+float64 tables are `self.tables`, also readable under their original attribute names (`self.betas`, …).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,15 +19,11 @@ from numpy.typing import NDArray
 
 from impl.diffusion import objectives, process, steps
 from impl.diffusion.enums import LossType, ModelMeanType, ModelVarType
-from impl.diffusion.schedule import TableCache, TorchTables, compute_dtype, diffusion_tables
-from impl.sampling import bpd, loops
-from impl.sampling.compiled import StepRunner
+from impl.diffusion.schedule import TABLE_NAMES, TableCache, TorchTables, compute_dtype, diffusion_tables
+from impl.diffusion.types import CondFn, DenoisedFn, Model
+from impl.sampling.methods import SamplingLoopMethods
 
-__all__ = ["CondFn", "DenoisedFn", "GaussianDiffusion", "Model"]
-
-Model = Callable[..., torch.Tensor]
-CondFn = Callable[..., torch.Tensor]
-DenoisedFn = Callable[[torch.Tensor], torch.Tensor]
+__all__ = ["GaussianDiffusion"]
 
 
 def draw_noise(
@@ -38,8 +37,12 @@ def draw_noise(
     return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
-class GaussianDiffusion:
-    """A Gaussian diffusion process with T steps and its reverse model (SPEC §1–§5, §7)."""
+class GaussianDiffusion(SamplingLoopMethods):
+    """A Gaussian diffusion process with T steps and its reverse model (SPEC §1–§5, §7).
+
+    The loop methods (`p_sample_loop`, `ddim_sample_loop`, their progressive forms, `calc_bpd_loop`) come
+    from `impl.sampling.methods.SamplingLoopMethods`.
+    """
 
     def __init__(
         self,
@@ -73,20 +76,15 @@ class GaussianDiffusion:
         self.tables = host
         self._cache = TableCache(host)
         self.num_timesteps = host.num_timesteps
-        # The float64 NumPy tables under their original attribute names.
-        self.betas = host.betas
-        self.alphas_cumprod = host.alphas_cumprod
-        self.alphas_cumprod_prev = host.alphas_cumprod_prev
-        self.alphas_cumprod_next = host.alphas_cumprod_next
-        self.sqrt_alphas_cumprod = host.sqrt_alphas_cumprod
-        self.sqrt_one_minus_alphas_cumprod = host.sqrt_one_minus_alphas_cumprod
-        self.log_one_minus_alphas_cumprod = host.log_one_minus_alphas_cumprod
-        self.sqrt_recip_alphas_cumprod = host.sqrt_recip_alphas_cumprod
-        self.sqrt_recipm1_alphas_cumprod = host.sqrt_recipm1_alphas_cumprod
-        self.posterior_variance = host.posterior_variance
-        self.posterior_log_variance_clipped = host.posterior_log_variance_clipped
-        self.posterior_mean_coef1 = host.posterior_mean_coef1
-        self.posterior_mean_coef2 = host.posterior_mean_coef2
+
+    def __getattr__(self, name: str) -> NDArray[np.float64]:
+        """The float64 NumPy tables under their original attribute names (`diffusion.betas`, …)."""
+        # Reached only for names not found normally; read __dict__ so a half-built object cannot recurse.
+        tables = self.__dict__.get("tables")
+        if tables is not None and name in TABLE_NAMES:
+            table: NDArray[np.float64] = getattr(tables, name)
+            return table
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ---- tables and timesteps -------------------------------------------------------------------
     def tables_for(self, x: torch.Tensor) -> TorchTables:
@@ -281,135 +279,6 @@ class GaussianDiffusion:
         sample = steps.ddim_reverse_step(self.tables_for(x), out, x, t)
         return {"sample": sample, "pred_xstart": out["pred_xstart"]}
 
-    # ---- loops (implemented in impl.sampling) ---------------------------------------------------
-    def p_sample_loop(
-        self,
-        model: Model,
-        shape: Sequence[int],
-        noise: torch.Tensor | None = None,
-        clip_denoised: bool = True,
-        denoised_fn: DenoisedFn | None = None,
-        cond_fn: CondFn | None = None,
-        model_kwargs: dict[str, Any] | None = None,
-        device: torch.device | str | None = None,
-        progress: bool = False,
-        *,
-        generator: torch.Generator | None = None,
-        step_runner: StepRunner | None = None,
-    ) -> torch.Tensor:
-        """Ancestral sampling from x_T to x_0 [S29]; returns the final sample."""
-        return loops.p_sample_loop(
-            self,
-            model,
-            shape,
-            noise,
-            clip_denoised,
-            denoised_fn,
-            cond_fn,
-            model_kwargs,
-            device,
-            progress,
-            generator=generator,
-            step_runner=step_runner,
-        )
-
-    def p_sample_loop_progressive(
-        self,
-        model: Model,
-        shape: Sequence[int],
-        noise: torch.Tensor | None = None,
-        clip_denoised: bool = True,
-        denoised_fn: DenoisedFn | None = None,
-        cond_fn: CondFn | None = None,
-        model_kwargs: dict[str, Any] | None = None,
-        device: torch.device | str | None = None,
-        progress: bool = False,
-        *,
-        generator: torch.Generator | None = None,
-        step_runner: StepRunner | None = None,
-    ) -> Iterator[dict[str, torch.Tensor]]:
-        """Ancestral sampling, yielding each step's p_sample dict."""
-        return loops.p_sample_loop_progressive(
-            self,
-            model,
-            shape,
-            noise,
-            clip_denoised,
-            denoised_fn,
-            cond_fn,
-            model_kwargs,
-            device,
-            progress,
-            generator=generator,
-            step_runner=step_runner,
-        )
-
-    def ddim_sample_loop(
-        self,
-        model: Model,
-        shape: Sequence[int],
-        noise: torch.Tensor | None = None,
-        clip_denoised: bool = True,
-        denoised_fn: DenoisedFn | None = None,
-        cond_fn: CondFn | None = None,
-        model_kwargs: dict[str, Any] | None = None,
-        device: torch.device | str | None = None,
-        progress: bool = False,
-        eta: float = 0.0,
-        *,
-        generator: torch.Generator | None = None,
-        step_runner: StepRunner | None = None,
-    ) -> torch.Tensor:
-        """DDIM sampling from x_T to x_0 [S30]; returns the final sample."""
-        return loops.ddim_sample_loop(
-            self,
-            model,
-            shape,
-            noise,
-            clip_denoised,
-            denoised_fn,
-            cond_fn,
-            model_kwargs,
-            device,
-            progress,
-            eta,
-            generator=generator,
-            step_runner=step_runner,
-        )
-
-    def ddim_sample_loop_progressive(
-        self,
-        model: Model,
-        shape: Sequence[int],
-        noise: torch.Tensor | None = None,
-        clip_denoised: bool = True,
-        denoised_fn: DenoisedFn | None = None,
-        cond_fn: CondFn | None = None,
-        model_kwargs: dict[str, Any] | None = None,
-        device: torch.device | str | None = None,
-        progress: bool = False,
-        eta: float = 0.0,
-        *,
-        generator: torch.Generator | None = None,
-        step_runner: StepRunner | None = None,
-    ) -> Iterator[dict[str, torch.Tensor]]:
-        """DDIM sampling, yielding each step's ddim_sample dict."""
-        return loops.ddim_sample_loop_progressive(
-            self,
-            model,
-            shape,
-            noise,
-            clip_denoised,
-            denoised_fn,
-            cond_fn,
-            model_kwargs,
-            device,
-            progress,
-            eta,
-            generator=generator,
-            step_runner=step_runner,
-        )
-
     # ---- objectives and likelihood ------------------------------------------------------------
     def training_losses(
         self,
@@ -431,6 +300,7 @@ class GaussianDiffusion:
             tab,
             model_output,
             x_start,
+            x_t,
             t,
             eps,
             model_mean_type=self.model_mean_type,
@@ -471,29 +341,3 @@ class GaussianDiffusion:
         return objectives.prior_bpd(self.tables_for(x_start), x_start)
 
     _prior_bpd = prior_bpd  # the original's (private) name
-
-    def calc_bpd_loop(
-        self,
-        model: Model,
-        x_start: torch.Tensor,
-        clip_denoised: bool = True,
-        model_kwargs: dict[str, Any] | None = None,
-        noise: torch.Tensor | None = None,
-        *,
-        generator: torch.Generator | None = None,
-        timestep_batch: int = 1,
-    ) -> dict[str, torch.Tensor]:
-        """The full bound [S20]: keys total_bpd, prior_bpd (B,), vb, xstart_mse, mse (B, T).
-
-        ``timestep_batch=k`` evaluates k timesteps per network call (see `impl.sampling.bpd`).
-        """
-        return bpd.calc_bpd_loop(
-            self,
-            model,
-            x_start,
-            clip_denoised,
-            model_kwargs,
-            noise,
-            generator=generator,
-            timestep_batch=timestep_batch,
-        )

@@ -17,7 +17,6 @@ from impl.diffusion.process import (
     p_mean_variance,
     q_mean_variance,
     q_posterior_mean_variance,
-    q_sample,
     split_model_output,
     velocity,
 )
@@ -175,6 +174,7 @@ def training_losses(
     tab: TorchTables,
     model_output: torch.Tensor,
     x_start: torch.Tensor,
+    x_t: torch.Tensor,
     t: torch.Tensor,
     noise: torch.Tensor,
     *,
@@ -187,6 +187,7 @@ def training_losses(
 ) -> dict[str, torch.Tensor]:
     """Per-sample losses [S21]–[S23] for `model_output` evaluated at x_t = q_sample(x_start, t, noise).
 
+    `x_t` is the caller's q_sample (the one the network saw), so it is computed once per loss.
     `loss_weighting="min_snr"` multiplies `mse` by the min-SNR-γ weight [S43] (the returned `mse` is the
     weighted term); `vlb_weight` λ makes the VLB factor λ·T [S44] in place of the loss type's 1 or T/1000.
 
@@ -194,7 +195,6 @@ def training_losses(
     learned variance, `vb` = L_t (times T/1000 when rescaled) computed with the mean channels detached, so
     the bound trains only the variance [S22]; `loss` = mse (+ vb).
     """
-    x_t = q_sample(tab, x_start, t, noise)
     terms: dict[str, torch.Tensor] = {}
     if loss_type.is_vb():
         vb = vb_term_bpd(

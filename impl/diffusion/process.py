@@ -7,12 +7,11 @@ broadcast over the trailing axes, so nothing here synchronises with the host.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from impl.diffusion.enums import ModelMeanType, ModelVarType
 from impl.diffusion.schedule import TorchTables
+from impl.diffusion.types import DenoisedFn
 
 __all__ = [
     "gather",
@@ -30,8 +29,6 @@ __all__ = [
     "split_model_output",
     "velocity",
 ]
-
-DenoisedFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def gather(table: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:

@@ -2,6 +2,9 @@
 
 The tables are computed on the host in float64 once per process; `TableCache` keeps one copy per
 (device, compute dtype) so that per-step code only gathers from tensors already on the input's device.
+The field list is written once, in `DiffusionTables`, generic over the array type: `HostTables` (float64
+NumPy) and `TorchTables` (tensors of one dtype on one device) are its instances, and `map_tables` converts
+one into the other field by field.
 """
 
 from __future__ import annotations
@@ -9,13 +12,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
 __all__ = [
+    "TABLE_NAMES",
     "DiffusionTables",
+    "HostTables",
     "TableCache",
     "TorchTables",
     "betas_for_alpha_bar",
@@ -24,6 +30,8 @@ __all__ = [
     "diffusion_tables",
     "get_named_beta_schedule",
     "linear_beta_schedule",
+    "map_tables",
+    "tables_on",
 ]
 
 Float64Array = NDArray[np.float64]
@@ -68,32 +76,60 @@ def get_named_beta_schedule(schedule_name: str, num_diffusion_timesteps: int) ->
     raise ValueError(f"schedule_name must be one of {SCHEDULE_NAMES}, got {schedule_name!r}")
 
 
-@dataclass(frozen=True)
-class DiffusionTables:
-    """The per-timestep float64 tables of one process ([S4], [S5], [S7], [S8], [S9]), each of shape (T,)."""
+class _Array(Protocol):
+    """What the tables need of an array type: a shape (NumPy arrays and torch tensors both have one)."""
 
-    betas: Float64Array
-    alphas: Float64Array
-    alphas_cumprod: Float64Array
-    alphas_cumprod_prev: Float64Array
-    alphas_cumprod_next: Float64Array
-    sqrt_alphas_cumprod: Float64Array
-    sqrt_one_minus_alphas_cumprod: Float64Array
-    log_one_minus_alphas_cumprod: Float64Array
-    sqrt_recip_alphas_cumprod: Float64Array
-    sqrt_recipm1_alphas_cumprod: Float64Array
-    posterior_variance: Float64Array
-    posterior_log_variance_clipped: Float64Array
-    posterior_mean_coef1: Float64Array
-    posterior_mean_coef2: Float64Array
-    log_betas: Float64Array
-    fixed_large_log_variance: Float64Array
-    fixed_large_variance: Float64Array
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+
+ArrayT = TypeVar("ArrayT", bound=_Array)
+OtherArrayT = TypeVar("OtherArrayT", bound=_Array)
+
+
+@dataclass(frozen=True)
+class DiffusionTables(Generic[ArrayT]):
+    """The per-timestep tables of one process ([S4], [S5], [S7], [S8], [S9]), each of shape (T,)."""
+
+    betas: ArrayT
+    alphas: ArrayT
+    alphas_cumprod: ArrayT
+    alphas_cumprod_prev: ArrayT
+    alphas_cumprod_next: ArrayT
+    sqrt_alphas_cumprod: ArrayT
+    sqrt_one_minus_alphas_cumprod: ArrayT
+    log_one_minus_alphas_cumprod: ArrayT
+    sqrt_recip_alphas_cumprod: ArrayT
+    sqrt_recipm1_alphas_cumprod: ArrayT
+    posterior_variance: ArrayT
+    posterior_log_variance_clipped: ArrayT
+    posterior_mean_coef1: ArrayT
+    posterior_mean_coef2: ArrayT
+    log_betas: ArrayT
+    fixed_large_log_variance: ArrayT
+    fixed_large_variance: ArrayT
 
     @property
     def num_timesteps(self) -> int:
         """T, the number of steps of the process."""
         return int(self.betas.shape[0])
+
+
+HostTables = DiffusionTables[Float64Array]
+"""The tables as float64 NumPy arrays on the host (built once by `diffusion_tables`)."""
+
+TorchTables = DiffusionTables[torch.Tensor]
+"""The tables as tensors of one compute dtype on one device (made by `TableCache`)."""
+
+TABLE_NAMES: tuple[str, ...] = tuple(field.name for field in fields(DiffusionTables))
+"""The names of the tables, in field order."""
+
+
+def map_tables(
+    tables: DiffusionTables[ArrayT], convert: Callable[[ArrayT], OtherArrayT]
+) -> DiffusionTables[OtherArrayT]:
+    """The tables with `convert` applied to each one."""
+    return DiffusionTables(**{name: convert(getattr(tables, name)) for name in TABLE_NAMES})
 
 
 def _validate_betas(betas: Float64Array) -> Float64Array:
@@ -105,7 +141,7 @@ def _validate_betas(betas: Float64Array) -> Float64Array:
     return array
 
 
-def diffusion_tables(betas: Float64Array) -> DiffusionTables:
+def diffusion_tables(betas: Float64Array) -> HostTables:
     """All derived tables of [S4]–[S12] from β, in float64.
 
     The clipped posterior log-variance replaces the t = 0 entry (β̃_0 = 0) by β̃_1 [S8]; with T = 1 there is
@@ -151,42 +187,19 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-class TorchTables:
-    """The tables of a `DiffusionTables` as tensors of one dtype on one device (attribute per table)."""
+def tables_on(host: HostTables, device: torch.device, dtype: torch.dtype) -> TorchTables:
+    """The host tables as tensors on `device` in `dtype`, each built in float64 and rounded once."""
 
-    betas: torch.Tensor
-    alphas: torch.Tensor
-    alphas_cumprod: torch.Tensor
-    alphas_cumprod_prev: torch.Tensor
-    alphas_cumprod_next: torch.Tensor
-    sqrt_alphas_cumprod: torch.Tensor
-    sqrt_one_minus_alphas_cumprod: torch.Tensor
-    log_one_minus_alphas_cumprod: torch.Tensor
-    sqrt_recip_alphas_cumprod: torch.Tensor
-    sqrt_recipm1_alphas_cumprod: torch.Tensor
-    posterior_variance: torch.Tensor
-    posterior_log_variance_clipped: torch.Tensor
-    posterior_mean_coef1: torch.Tensor
-    posterior_mean_coef2: torch.Tensor
-    log_betas: torch.Tensor
-    fixed_large_log_variance: torch.Tensor
-    fixed_large_variance: torch.Tensor
+    def to_tensor(array: Float64Array) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
 
-    def __init__(self, host: DiffusionTables, device: torch.device, dtype: torch.dtype) -> None:
-        for field in fields(host):
-            array = getattr(host, field.name)
-            # Built in float64 and rounded once to the compute dtype.
-            tensor = torch.from_numpy(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
-            setattr(self, field.name, tensor)
-        self.num_timesteps = host.num_timesteps
-        self.device = device
-        self.dtype = dtype
+    return map_tables(host, to_tensor)
 
 
 class TableCache:
     """Lazily materialised `TorchTables`, one per (device, compute dtype)."""
 
-    def __init__(self, host: DiffusionTables) -> None:
+    def __init__(self, host: HostTables) -> None:
         self.host = host
         self._cache: dict[tuple[torch.device, torch.dtype], TorchTables] = {}
 
@@ -195,6 +208,6 @@ class TableCache:
         key = (device, compute_dtype(dtype))
         tables = self._cache.get(key)
         if tables is None:
-            tables = TorchTables(self.host, device, key[1])
+            tables = tables_on(self.host, device, key[1])
             self._cache[key] = tables
         return tables

@@ -1,4 +1,4 @@
-"""impl.nn: the improved-diffusion U-Net, its blocks, and checkpoint loading."""
+"""impl.nn: the improved-diffusion U-Net, its blocks, and state-dict I/O (from flags: `impl.factory`)."""
 
 from impl.nn.attention import (
     ATTENTION_BACKENDS,
@@ -11,7 +11,7 @@ from impl.nn.checkpoint_io import (
     CheckpointMismatchError,
     diagnose_mismatch,
     infer_unet_config,
-    load_checkpoint,
+    load_state_strictly,
     read_state_dict,
     save_checkpoint,
 )
@@ -34,7 +34,7 @@ __all__ = [
     "Upsample",
     "diagnose_mismatch",
     "infer_unet_config",
-    "load_checkpoint",
+    "load_state_strictly",
     "naive_attention",
     "read_state_dict",
     "save_checkpoint",

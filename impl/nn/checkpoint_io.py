@@ -3,8 +3,9 @@
 - :func:`read_state_dict` reads a file, unwraps a state dict nested under ``"model"``/``"state_dict"``/
   ``"ema"``…, and strips DDP (``module.``) and ``torch.compile`` (``_orig_mod.``) prefixes.
 - :func:`infer_unet_config` reads the architecture off the parameter names and shapes.
-- :func:`load_checkpoint` builds (or takes) a model and loads the weights strictly; a mismatch raises a
-  :class:`CheckpointMismatchError` that names the flags that probably differ.
+- :func:`load_state_strictly` loads the weights into a model strictly; a mismatch raises a
+  :class:`CheckpointMismatchError` that names the flags that probably differ.  (Building the model from
+  flags first is :func:`impl.factory.load_checkpoint`: the network layer knows no flags factory.)
 - :func:`save_checkpoint` writes a state dict atomically (temp file + ``os.replace``).
 """
 
@@ -26,7 +27,7 @@ __all__ = [
     "CheckpointMismatchError",
     "diagnose_mismatch",
     "infer_unet_config",
-    "load_checkpoint",
+    "load_state_strictly",
     "read_state_dict",
     "save_checkpoint",
 ]
@@ -35,27 +36,6 @@ NESTED_STATE_DICT_KEYS = ("state_dict", "model", "model_state_dict", "ema", "ema
 """Keys under which a training checkpoint may hold a state dict (tried when the file is not one itself)."""
 
 _STRIPPED_PREFIXES = ("module.", "_orig_mod.")
-
-# flags that do not change any parameter: they may be given together with an inferred architecture
-_RUNTIME_FLAGS = frozenset(
-    {"num_heads", "num_heads_upsample", "num_head_channels", "dropout", "use_checkpoint", "attention_backend"}
-)
-_DIFFUSION_FLAGS = frozenset(
-    {
-        "sigma_small",
-        "diffusion_steps",
-        "noise_schedule",
-        "timestep_respacing",
-        "use_kl",
-        "predict_xstart",
-        "rescale_timesteps",
-        "rescale_learned_sigmas",
-        "predict_v",
-        "loss_weighting",
-        "min_snr_gamma",
-        "vlb_weight",
-    }
-)
 
 Shapes = Mapping[str, tuple[int, ...]]
 
@@ -389,52 +369,16 @@ def diagnose_mismatch(model: nn.Module, state: Mapping[str, torch.Tensor]) -> st
     return "\n".join(lines)
 
 
-def load_checkpoint(
-    path: str | os.PathLike[str],
-    model: nn.Module | None = None,
-    *,
-    map_location: str | torch.device = "cpu",
-    key: str | None = None,
-    **flags: Any,
+def load_state_strictly(
+    model: nn.Module, state: Mapping[str, torch.Tensor], *, source: str | os.PathLike[str]
 ) -> nn.Module:
-    """Load a state dict file into ``model``, or into a U-Net built for it, and return the model.
+    """Load ``state`` into ``model`` strictly and return the model in eval mode.
 
-    - ``model`` given: the weights are loaded into it (no ``flags`` then).
-    - ``flags`` given (the original ``create_model`` flags, e.g. ``image_size=32, num_channels=128,
-      num_res_blocks=3, learn_sigma=True``; missing ones take :func:`impl.model_and_diffusion_defaults`,
-      diffusion flags are ignored): the model is ``create_model(**flags)``.
-    - neither (or only flags that change no parameter: ``num_heads``, ``num_head_channels``,
-      ``num_heads_upsample``, ``dropout``, ``use_checkpoint``, ``attention_backend``): the architecture is
-      read off the checkpoint by :func:`infer_unet_config` (4 heads unless given).
-
-    Loading is strict: any missing/unexpected key or shape mismatch raises :class:`CheckpointMismatchError`
-    naming the flags that probably differ.  The model is returned in eval mode on its original device.
+    Any missing/unexpected key or shape mismatch raises :class:`CheckpointMismatchError`, prefixed with
+    ``source`` (the file the state came from), naming the flags that probably differ.
     """
-    state = read_state_dict(path, map_location=map_location, key=key)
-    if model is not None:
-        if flags:
-            raise ValueError(f"pass either model or flags, not both (got flags {sorted(flags)})")
-    else:
-        model = _model_for(state, flags)
     message = diagnose_mismatch(model, state)
     if message is not None:
-        raise CheckpointMismatchError(f"{path}: {message}")
+        raise CheckpointMismatchError(f"{source}: {message}")
     model.load_state_dict(state, strict=True)
     return model.eval()
-
-
-def _model_for(state: Mapping[str, torch.Tensor], flags: Mapping[str, Any]) -> UNetModel:
-    from impl.factory import create_model, model_and_diffusion_defaults, model_flag_names
-
-    unknown = set(flags) - set(model_flag_names()) - _RUNTIME_FLAGS - _DIFFUSION_FLAGS
-    if unknown:
-        raise ValueError(f"unknown flags {sorted(unknown)}; allowed: {sorted(model_flag_names())}")
-    structural = set(flags) - _RUNTIME_FLAGS - _DIFFUSION_FLAGS
-    if structural:
-        defaults = model_and_diffusion_defaults()
-        chosen = {k: flags.get(k, defaults[k]) for k in model_flag_names()}
-        extra = {k: flags[k] for k in ("attention_backend",) if k in flags}
-        return create_model(**chosen, **extra)
-    config = infer_unet_config(state, num_heads=int(flags.get("num_heads", 4)))
-    runtime = {k: v for k, v in flags.items() if k in _RUNTIME_FLAGS and k != "num_heads"}
-    return UNetModel(**{**config, **runtime})

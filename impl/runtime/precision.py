@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from impl.train.config import PRECISIONS
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+"""The precision policies: fp32, bf16 autocast, fp16 autocast with dynamic loss scaling."""
 
 
 @dataclass

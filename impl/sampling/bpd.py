@@ -7,19 +7,16 @@ those of ``timestep_batch=1``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from impl.diffusion.gaussian import mean_flat
-
-if TYPE_CHECKING:
-    from impl.diffusion.gaussian_diffusion import GaussianDiffusion
+from impl.diffusion.process import predict_eps_from_xstart
+from impl.diffusion.types import LikelihoodProcess, Model
 
 __all__ = ["calc_bpd_loop", "descending_timestep_groups", "repeat_model_kwargs"]
-
-Model = Callable[..., torch.Tensor]
 
 
 def descending_timestep_groups(num_timesteps: int, timestep_batch: int) -> list[list[int]]:
@@ -70,7 +67,7 @@ def _group_noise(
 
 
 def calc_bpd_loop(
-    diffusion: GaussianDiffusion,
+    diffusion: LikelihoodProcess,
     model: Model,
     x_start: torch.Tensor,
     clip_denoised: bool = True,
@@ -109,7 +106,7 @@ def calc_bpd_loop(
             out = diffusion.vb_terms_bpd(
                 model, stacked_start, x_t, t, clip_denoised, repeat_model_kwargs(model_kwargs, copies, batch)
             )
-        eps_pred = diffusion._predict_eps_from_xstart(x_t, t, out["pred_xstart"])
+        eps_pred = predict_eps_from_xstart(diffusion.tables_for(x_t), x_t, t, out["pred_xstart"])
         # Rows of each (copies, B) table are the group's timesteps in descending order: the column order.
         vb.append(out["output"].reshape(copies, batch))
         xstart_mse.append(mean_flat((out["pred_xstart"] - stacked_start) ** 2).reshape(copies, batch))

@@ -10,59 +10,20 @@ the default mode is "reduce-overhead", which replays the step as a CUDA graph.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from impl.diffusion.gaussian_diffusion import GaussianDiffusion
+from impl.diffusion.types import Model, ReverseProcess, SamplingOptions, StepRunner
 
 __all__ = ["CompiledStepRunner", "StepRunner"]
 
-Model = Callable[..., torch.Tensor]
-CondFn = Callable[..., torch.Tensor]
-DenoisedFn = Callable[[torch.Tensor], torch.Tensor]
 Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]], dict[str, torch.Tensor]]
 
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 # A new CUDA-graph step: outputs of the previous replay may be overwritten from here on.
 mark_cuda_graph_step_begin: Callable[[], None] = torch.compiler.cudagraph_mark_step_begin
-
-
-class StepRunner(Protocol):
-    """What the sampling loops need to run one step with the noise given (never drawn inside)."""
-
-    def ancestral_step(
-        self,
-        diffusion: GaussianDiffusion,
-        model: Model,
-        x: torch.Tensor,
-        t: torch.Tensor,
-        noise: torch.Tensor,
-        clip_denoised: bool,
-        denoised_fn: DenoisedFn | None,
-        cond_fn: CondFn | None,
-        model_kwargs: dict[str, Any] | None,
-    ) -> dict[str, torch.Tensor]:
-        """`diffusion.p_sample(...)` with `noise` as the step's z [S29]."""
-        ...
-
-    def ddim_step(
-        self,
-        diffusion: GaussianDiffusion,
-        model: Model,
-        x: torch.Tensor,
-        t: torch.Tensor,
-        noise: torch.Tensor,
-        clip_denoised: bool,
-        denoised_fn: DenoisedFn | None,
-        cond_fn: CondFn | None,
-        model_kwargs: dict[str, Any] | None,
-        eta: float,
-    ) -> dict[str, torch.Tensor]:
-        """`diffusion.ddim_sample(...)` with `noise` as the step's z [S30]."""
-        ...
 
 
 class CompiledStepRunner:
@@ -114,7 +75,7 @@ class CompiledStepRunner:
 
     def _run(
         self,
-        diffusion: GaussianDiffusion,
+        diffusion: ReverseProcess,
         key: tuple[Any, ...],
         make: Callable[[], Step],
         x: torch.Tensor,
@@ -145,17 +106,17 @@ class CompiledStepRunner:
 
     def ancestral_step(
         self,
-        diffusion: GaussianDiffusion,
+        diffusion: ReverseProcess,
         model: Model,
         x: torch.Tensor,
         t: torch.Tensor,
         noise: torch.Tensor,
-        clip_denoised: bool,
-        denoised_fn: DenoisedFn | None,
-        cond_fn: CondFn | None,
-        model_kwargs: dict[str, Any] | None,
+        options: SamplingOptions,
     ) -> dict[str, torch.Tensor]:
         """`diffusion.p_sample(model, x, t, ..., noise=noise)` [S29], compiled once per configuration."""
+        # The traced step closes over the settings themselves (not the options object, whose model_kwargs
+        # and generator it must not see): model_kwargs are a traced input, the noise is drawn outside.
+        clip_denoised, denoised_fn, cond_fn = options.clip_denoised, options.denoised_fn, options.cond_fn
 
         def make() -> Step:
             def step(
@@ -166,22 +127,20 @@ class CompiledStepRunner:
             return step
 
         key = ("ancestral", diffusion, model, clip_denoised, denoised_fn, cond_fn)
-        return self._run(diffusion, key, make, x, t, noise, model_kwargs)
+        return self._run(diffusion, key, make, x, t, noise, options.model_kwargs)
 
     def ddim_step(
         self,
-        diffusion: GaussianDiffusion,
+        diffusion: ReverseProcess,
         model: Model,
         x: torch.Tensor,
         t: torch.Tensor,
         noise: torch.Tensor,
-        clip_denoised: bool,
-        denoised_fn: DenoisedFn | None,
-        cond_fn: CondFn | None,
-        model_kwargs: dict[str, Any] | None,
-        eta: float,
+        options: SamplingOptions,
     ) -> dict[str, torch.Tensor]:
         """`diffusion.ddim_sample(model, x, t, ..., eta, noise=noise)` [S30], compiled once per setting."""
+        clip_denoised, denoised_fn, cond_fn = options.clip_denoised, options.denoised_fn, options.cond_fn
+        eta = options.eta
 
         def make() -> Step:
             def step(
@@ -194,4 +153,4 @@ class CompiledStepRunner:
             return step
 
         key = ("ddim", diffusion, model, clip_denoised, denoised_fn, cond_fn, float(eta))
-        return self._run(diffusion, key, make, x, t, noise, model_kwargs)
+        return self._run(diffusion, key, make, x, t, noise, options.model_kwargs)

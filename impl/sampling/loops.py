@@ -1,37 +1,32 @@
 """Sampling loops from x_T down to x_0: ancestral [S29] and DDIM [S30], plain and progressive.
 
-Exposed as `GaussianDiffusion` methods.  The timestep tensor of each step is created on the device
-(`torch.full`), so a loop issues no host synchronisation of its own; every draw uses `generator`.
-With a `step_runner` (e.g. `impl.sampling.compiled.CompiledStepRunner`) each step runs through it: the
-step noise is drawn here, before the step, with the shape, dtype and generator the eager step uses, and
-passed in, so the accelerated loop reproduces the eager one for the same generator.
+Exposed as `GaussianDiffusion` methods, which keep the original keyword signatures and pass their settings
+here as one `SamplingOptions`.  The loops see the process only through `ReverseProcess`.  The timestep
+tensor of each step is created on the device (`torch.full`), so a loop issues no host synchronisation of
+its own; every draw uses `options.generator`.  With a `step_runner` (e.g.
+`impl.sampling.compiled.CompiledStepRunner`) each step runs through it: the step noise is drawn here,
+before the step, with the shape, dtype and generator the eager step uses, and passed in, so the
+accelerated loop reproduces the eager one for the same generator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
 from impl.diffusion.schedule import compute_dtype
-
-if TYPE_CHECKING:
-    from impl.diffusion.gaussian_diffusion import GaussianDiffusion
-    from impl.sampling.compiled import StepRunner
+from impl.diffusion.types import DEFAULT_OPTIONS, Model, ReverseProcess, SamplingOptions, StepRunner
 
 __all__ = [
     "ddim_sample_loop",
     "ddim_sample_loop_progressive",
+    "final_sample",
     "p_sample_loop",
     "p_sample_loop_progressive",
     "resolve_device",
     "step_noise",
 ]
-
-Model = Callable[..., torch.Tensor]
-CondFn = Callable[..., torch.Tensor]
-DenoisedFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def resolve_device(
@@ -84,40 +79,83 @@ def _timesteps(num_timesteps: int, progress: bool) -> Iterable[int]:
 
 
 def p_sample_loop_progressive(
-    diffusion: GaussianDiffusion,
+    diffusion: ReverseProcess,
     model: Model,
     shape: Sequence[int],
-    noise: torch.Tensor | None = None,
-    clip_denoised: bool = True,
-    denoised_fn: DenoisedFn | None = None,
-    cond_fn: CondFn | None = None,
-    model_kwargs: dict[str, Any] | None = None,
-    device: torch.device | str | None = None,
-    progress: bool = False,
     *,
-    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+    options: SamplingOptions = DEFAULT_OPTIONS,
     step_runner: StepRunner | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Yield `p_sample` outputs for t = T−1 … 0, starting from `noise` or a draw from `generator`."""
-    dev = resolve_device(model, device, noise, generator)
-    x = initial_noise(shape, noise, dev, generator)
-    for i in _timesteps(diffusion.num_timesteps, progress):
+    """Yield `p_sample` outputs for t = T−1 … 0, starting from `noise` or a draw from the generator."""
+    if options.eta != 0.0:
+        raise ValueError(f"options.eta must be 0.0 for ancestral sampling (η is DDIM's), got {options.eta}")
+    dev = resolve_device(model, device, noise, options.generator)
+    x = initial_noise(shape, noise, dev, options.generator)
+    for i in _timesteps(diffusion.num_timesteps, options.progress):
         t = torch.full((x.shape[0],), i, dtype=torch.long, device=dev)
         with torch.no_grad():
             if step_runner is None:
                 out = diffusion.p_sample(
-                    model, x, t, clip_denoised, denoised_fn, cond_fn, model_kwargs, generator=generator
+                    model,
+                    x,
+                    t,
+                    options.clip_denoised,
+                    options.denoised_fn,
+                    options.cond_fn,
+                    options.model_kwargs,
+                    generator=options.generator,
                 )
             else:
-                z = step_noise(x, generator)
-                out = step_runner.ancestral_step(
-                    diffusion, model, x, t, z, clip_denoised, denoised_fn, cond_fn, model_kwargs
-                )
+                z = step_noise(x, options.generator)
+                out = step_runner.ancestral_step(diffusion, model, x, t, z, options)
         yield out
         x = out["sample"]
 
 
-def _final_sample(steps: Iterator[dict[str, torch.Tensor]]) -> torch.Tensor:
+def ddim_sample_loop_progressive(
+    diffusion: ReverseProcess,
+    model: Model,
+    shape: Sequence[int],
+    *,
+    noise: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+    options: SamplingOptions = DEFAULT_OPTIONS,
+    step_runner: StepRunner | None = None,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield `ddim_sample` outputs for t = T−1 … 0 (η = 0: deterministic given x_T)."""
+    dev = resolve_device(model, device, noise, options.generator)
+    x = initial_noise(shape, noise, dev, options.generator)
+    zeros: torch.Tensor | None = None
+    for i in _timesteps(diffusion.num_timesteps, options.progress):
+        t = torch.full((x.shape[0],), i, dtype=torch.long, device=dev)
+        with torch.no_grad():
+            if step_runner is None:
+                out = diffusion.ddim_sample(
+                    model,
+                    x,
+                    t,
+                    options.clip_denoised,
+                    options.denoised_fn,
+                    options.cond_fn,
+                    options.model_kwargs,
+                    options.eta,
+                    generator=options.generator,
+                )
+            else:
+                if options.eta == 0.0:  # σ = 0: the eager step draws nothing and uses zeros
+                    if zeros is None or zeros.dtype != compute_dtype(x.dtype):
+                        zeros = torch.zeros(x.shape, device=x.device, dtype=compute_dtype(x.dtype))
+                    z = zeros
+                else:
+                    z = step_noise(x, options.generator)
+                out = step_runner.ddim_step(diffusion, model, x, t, z, options)
+        yield out
+        x = out["sample"]
+
+
+def final_sample(steps: Iterator[dict[str, torch.Tensor]]) -> torch.Tensor:
     """The sample of the last step of a progressive loop."""
     final: dict[str, torch.Tensor] | None = None
     for step in steps:
@@ -128,111 +166,34 @@ def _final_sample(steps: Iterator[dict[str, torch.Tensor]]) -> torch.Tensor:
 
 
 def p_sample_loop(
-    diffusion: GaussianDiffusion,
+    diffusion: ReverseProcess,
     model: Model,
     shape: Sequence[int],
-    noise: torch.Tensor | None = None,
-    clip_denoised: bool = True,
-    denoised_fn: DenoisedFn | None = None,
-    cond_fn: CondFn | None = None,
-    model_kwargs: dict[str, Any] | None = None,
-    device: torch.device | str | None = None,
-    progress: bool = False,
     *,
-    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+    options: SamplingOptions = DEFAULT_OPTIONS,
     step_runner: StepRunner | None = None,
 ) -> torch.Tensor:
     """The final sample x_0 of `p_sample_loop_progressive`."""
-    return _final_sample(
-        p_sample_loop_progressive(
-            diffusion,
-            model,
-            shape,
-            noise,
-            clip_denoised,
-            denoised_fn,
-            cond_fn,
-            model_kwargs,
-            device,
-            progress,
-            generator=generator,
-            step_runner=step_runner,
-        )
+    steps = p_sample_loop_progressive(
+        diffusion, model, shape, noise=noise, device=device, options=options, step_runner=step_runner
     )
-
-
-def ddim_sample_loop_progressive(
-    diffusion: GaussianDiffusion,
-    model: Model,
-    shape: Sequence[int],
-    noise: torch.Tensor | None = None,
-    clip_denoised: bool = True,
-    denoised_fn: DenoisedFn | None = None,
-    cond_fn: CondFn | None = None,
-    model_kwargs: dict[str, Any] | None = None,
-    device: torch.device | str | None = None,
-    progress: bool = False,
-    eta: float = 0.0,
-    *,
-    generator: torch.Generator | None = None,
-    step_runner: StepRunner | None = None,
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Yield `ddim_sample` outputs for t = T−1 … 0 (η = 0: deterministic given x_T)."""
-    dev = resolve_device(model, device, noise, generator)
-    x = initial_noise(shape, noise, dev, generator)
-    zeros: torch.Tensor | None = None
-    for i in _timesteps(diffusion.num_timesteps, progress):
-        t = torch.full((x.shape[0],), i, dtype=torch.long, device=dev)
-        with torch.no_grad():
-            if step_runner is None:
-                out = diffusion.ddim_sample(
-                    model, x, t, clip_denoised, denoised_fn, cond_fn, model_kwargs, eta, generator=generator
-                )
-            else:
-                if eta == 0.0:  # σ = 0: the eager step draws nothing and uses zeros
-                    if zeros is None or zeros.dtype != compute_dtype(x.dtype):
-                        zeros = torch.zeros(x.shape, device=x.device, dtype=compute_dtype(x.dtype))
-                    z = zeros
-                else:
-                    z = step_noise(x, generator)
-                out = step_runner.ddim_step(
-                    diffusion, model, x, t, z, clip_denoised, denoised_fn, cond_fn, model_kwargs, eta
-                )
-        yield out
-        x = out["sample"]
+    return final_sample(steps)
 
 
 def ddim_sample_loop(
-    diffusion: GaussianDiffusion,
+    diffusion: ReverseProcess,
     model: Model,
     shape: Sequence[int],
-    noise: torch.Tensor | None = None,
-    clip_denoised: bool = True,
-    denoised_fn: DenoisedFn | None = None,
-    cond_fn: CondFn | None = None,
-    model_kwargs: dict[str, Any] | None = None,
-    device: torch.device | str | None = None,
-    progress: bool = False,
-    eta: float = 0.0,
     *,
-    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+    options: SamplingOptions = DEFAULT_OPTIONS,
     step_runner: StepRunner | None = None,
 ) -> torch.Tensor:
     """The final sample x_0 of `ddim_sample_loop_progressive`."""
-    return _final_sample(
-        ddim_sample_loop_progressive(
-            diffusion,
-            model,
-            shape,
-            noise,
-            clip_denoised,
-            denoised_fn,
-            cond_fn,
-            model_kwargs,
-            device,
-            progress,
-            eta,
-            generator=generator,
-            step_runner=step_runner,
-        )
+    steps = ddim_sample_loop_progressive(
+        diffusion, model, shape, noise=noise, device=device, options=options, step_runner=step_runner
     )
+    return final_sample(steps)

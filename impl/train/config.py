@@ -7,12 +7,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from impl.runtime.precision import PRECISIONS as PRECISIONS
 from impl.train.ema import warmup_decay
 from impl.train.lr import check_lr_schedule, scheduled_lr
 from impl.train.optimizer import OPTIMIZER_IMPLS as OPTIMIZER_IMPLS
 from impl.train.optimizer import check_optimizer_impl
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 SCHEDULE_SAMPLERS: tuple[str, ...] = ("uniform", "loss-second-moment")
 # What `compile=True` hands to torch.compile: the network alone, or the whole per-sample loss function
 # (q_sample → network → L_simple / L_vlb / L_hybrid) as one graph.
