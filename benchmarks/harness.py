@@ -34,7 +34,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from impl.train.config import COMPILE_BACKENDS
+from impl.runtime.compile import TRAINING_COMPILE_BACKENDS
 
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
@@ -103,8 +103,10 @@ def compile_enabled(device: torch.device) -> bool:
 def compile_backend() -> str:
     """The ``torch.compile`` backend of the fast mode: ``IDDPM_BENCH_COMPILE_BACKEND`` or ``inductor``."""
     requested = os.environ.get("IDDPM_BENCH_COMPILE_BACKEND", "").strip() or "inductor"
-    if requested not in COMPILE_BACKENDS:
-        raise ValueError(f"IDDPM_BENCH_COMPILE_BACKEND must be one of {COMPILE_BACKENDS}, got {requested!r}")
+    if requested not in TRAINING_COMPILE_BACKENDS:
+        raise ValueError(
+            f"IDDPM_BENCH_COMPILE_BACKEND must be one of {TRAINING_COMPILE_BACKENDS}, got {requested!r}"
+        )
     return requested
 
 

@@ -12,7 +12,8 @@ import torch
 from benchmarks import configs
 from benchmarks.builders import prefill_loss_history
 from benchmarks.harness import BenchmarkFixture, Mode, Workload, maybe_compile, run_benchmark
-from impl.diffusion import LossSecondMomentResampler, create_gaussian_diffusion
+from impl.diffusion import LossSecondMomentResampler
+from impl.factory import create_gaussian_diffusion
 
 
 def test_schedule_sampler_loss_second_moment(

@@ -18,7 +18,7 @@ from benchmarks.harness import (
     run_benchmark,
     to_memory_format,
 )
-from impl.diffusion import create_gaussian_diffusion
+from impl.factory import create_gaussian_diffusion
 from impl.train import AutocastModel, PrecisionPolicy
 
 

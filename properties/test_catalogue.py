@@ -87,7 +87,6 @@ EXCLUDED: dict[str, str] = {
     "GaussianDiffusion.p_sample_loop_progressive": "a loop over p_sample (catalogued); tested in test_loops",
     "GaussianDiffusion.ddim_sample_loop": "a loop over ddim_sample (catalogued); tested in test_loops",
     "GaussianDiffusion.ddim_sample_loop_progressive": "a loop over ddim_sample (catalogued); see test_loops",
-    "create_gaussian_diffusion": "flag → type mapping, no numerics of its own; tested in test_factory",
     "create_named_schedule_sampler": "name → class mapping; tested in test_samplers",
     "mean_flat": "the mean over non-batch axes, no reference counterpart; inside every 'bound' entry",
     "LossType.is_vb": "a membership test of the enum; tested in test_factory",

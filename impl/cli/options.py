@@ -39,7 +39,7 @@ def normalize_flag_spelling(argv: Sequence[str]) -> list[str]:
 def _add_model_source(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """The flags ``sample`` and ``nll`` share; returns the "speed" group for command-specific switches."""
     from impl.factory import add_dict_to_argparser, model_and_diffusion_defaults
-    from impl.train.config import PRECISIONS
+    from impl.runtime.precision import PRECISIONS
 
     add_dict_to_argparser(p, model_and_diffusion_defaults())
     p.add_argument(

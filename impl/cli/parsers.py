@@ -10,17 +10,10 @@ from impl.cli.options import PROG, _add_bool, _add_model_source
 
 
 def _add_train_parser(sub: Any) -> None:
-    from impl.factory import add_dict_to_argparser
-    from impl.train.config import (
-        COMPILE_BACKENDS,
-        COMPILE_MODES,
-        COMPILE_SCOPES,
-        OPTIMIZER_IMPLS,
-        PRECISIONS,
-        SCHEDULE_SAMPLERS,
-        TrainConfig,
-    )
-    from impl.train.flags import train_model_defaults
+    from impl.factory import add_dict_to_argparser, train_model_defaults
+    from impl.runtime.compile import COMPILE_MODES, COMPILE_SCOPES, TRAINING_COMPILE_BACKENDS
+    from impl.runtime.precision import PRECISIONS
+    from impl.train.config import OPTIMIZER_IMPLS, SCHEDULE_SAMPLERS, TrainConfig
 
     d = TrainConfig()
     from impl.train.lr import LR_SCHEDULES
@@ -84,7 +77,7 @@ def _add_train_parser(sub: Any) -> None:
     g.add_argument(
         "--compile_backend",
         default=d.compile_backend,
-        choices=COMPILE_BACKENDS,
+        choices=TRAINING_COMPILE_BACKENDS,
         help="torch.compile backend of --compile",
     )
     g.add_argument(

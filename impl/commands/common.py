@@ -16,9 +16,9 @@ def model_flag_values(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def device(name: str) -> Any:
-    from impl.train.distributed import resolve_device
+    from impl.runtime.device import device_from_flag
 
-    return resolve_device(name)
+    return device_from_flag(name)
 
 
 def load(args: argparse.Namespace, explicit: set[str]) -> Any:

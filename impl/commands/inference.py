@@ -13,21 +13,17 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from impl.runtime.precision import PrecisionPolicy
+from impl.factory import build_diffusion, build_model_and_diffusion
+from impl.runtime.compile import check_sampling_compile_backend
+from impl.runtime.precision import AutocastModel, PrecisionPolicy, check_precision
 from impl.runtime.seeding import derive_seed, seeded_generator
 from impl.sampling.compiled import CompiledStepRunner
 from impl.train.checkpoint import STATE_FILENAME, find_checkpoint_dir, read_state_json
-from impl.train.config import COMPILE_BACKENDS as TRAIN_COMPILE_BACKENDS
-from impl.train.config import PRECISIONS, ema_rate_name, parse_ema_rates
+from impl.train.config import ema_rate_name, parse_ema_rates
 from impl.train.errors import CheckpointError
-from impl.train.flags import build_diffusion, build_model_and_diffusion
-from impl.train.trainer import AutocastModel
 
 # Flags a sampling/evaluation command may set differently from the training run.
 INFERENCE_OVERRIDABLE = frozenset({"timestep_respacing", "use_checkpoint", "dropout"})
-
-# torch.compile backends `iddpm sample --compile` accepts for its CompiledStepRunner.
-COMPILE_BACKENDS: tuple[str, ...] = (*TRAIN_COMPILE_BACKENDS, "cudagraphs")
 
 
 @dataclass
@@ -122,20 +118,6 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def check_precision(precision: str) -> str:
-    """``precision`` if it is one of ``PRECISIONS`` (fp32, bf16, fp16), else a ValueError naming it."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-    return precision
-
-
-def check_compile_backend(backend: str) -> str:
-    """``backend`` if it is one of ``COMPILE_BACKENDS``, else a ValueError naming it."""
-    if backend not in COMPILE_BACKENDS:
-        raise ValueError(f"compile_backend must be one of {', '.join(COMPILE_BACKENDS)}; got {backend!r}")
-    return backend
-
-
 def inference_model(
     model: nn.Module, *, precision: str = "fp32", channels_last: bool = False, device: torch.device
 ) -> nn.Module:
@@ -157,7 +139,7 @@ def inference_model(
 def step_runner_for(compile: bool, backend: str = "inductor") -> CompiledStepRunner | None:
     """A :class:`CompiledStepRunner` on ``backend`` when ``compile`` is set (one whole reverse step per
     compiled call; CUDA graphs on CUDA with inductor), else None (the eager loop)."""
-    check_compile_backend(backend)
+    check_sampling_compile_backend(backend)
     return CompiledStepRunner(backend=backend) if compile else None
 
 

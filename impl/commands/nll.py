@@ -13,8 +13,8 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     from impl.commands.inference import inference_model
     from impl.data import load_data
     from impl.evaluate import nll_bound
+    from impl.runtime.precision import PRECISIONS
     from impl.runtime.seeding import seeded_generator
-    from impl.train.config import PRECISIONS
 
     if args.num_samples < 0:
         raise ValueError(f"--num_samples must be >= 0 (0: all), got {args.num_samples}")

@@ -10,14 +10,15 @@ from impl.commands import common
 
 
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
-    from impl.commands.inference import COMPILE_BACKENDS, generate_samples
+    from impl.commands.inference import generate_samples
     from impl.data import save_image_grid, save_npz_atomic
-    from impl.train.config import PRECISIONS
+    from impl.runtime.compile import SAMPLING_COMPILE_BACKENDS
+    from impl.runtime.precision import PRECISIONS
 
     if args.num_samples < 1 or args.batch_size < 1:
         raise ValueError("--num_samples and --batch_size must be positive integers")
     common.check_choice("precision", args.precision, PRECISIONS)
-    common.check_choice("compile_backend", args.compile_backend, COMPILE_BACKENDS)
+    common.check_choice("compile_backend", args.compile_backend, SAMPLING_COMPILE_BACKENDS)
     loaded = common.load(args, explicit)
     flags = loaded.flags
     size, channels = int(flags["image_size"]), int(flags["in_channels"])

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
                 "--dry_run shows a new run's resolved flags; it cannot be combined with --resume"
             )
         config.validate()
-        from impl.train.flags import build_diffusion
+        from impl.factory import build_diffusion
 
         build_diffusion(
             dict(config.model_flags)

@@ -1,10 +1,11 @@
-"""impl.diffusion: schedules, the Gaussian diffusion process and its respaced form, objectives and samplers.
+"""impl.diffusion: schedules, the Gaussian diffusion process and its respaced form, objectives, and the
+training-timestep samplers (``resample``).
 
 The public names and signatures are those of improved-diffusion (plus `generator=` / `noise=` extensions).
+``create_gaussian_diffusion`` (the original's ``script_util``) lives in ``impl.factory``, above this package.
 """
 
 from impl.diffusion.enums import LossType, ModelMeanType, ModelVarType
-from impl.diffusion.factory import create_gaussian_diffusion
 from impl.diffusion.gaussian import (
     approx_standard_normal_cdf,
     discretized_gaussian_log_likelihood,
@@ -34,7 +35,6 @@ __all__: list[str] = [
     "UniformSampler",
     "approx_standard_normal_cdf",
     "betas_for_alpha_bar",
-    "create_gaussian_diffusion",
     "create_named_schedule_sampler",
     "discretized_gaussian_log_likelihood",
     "get_named_beta_schedule",

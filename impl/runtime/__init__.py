@@ -1,1 +1,5 @@
-"""What training, sampling and evaluation share: precision, backend flags, seeding, compile settings."""
+"""What training, sampling and evaluation share: precision, compile settings, seeding, backend flags, device.
+
+This package sits below ``impl.train``, ``impl.sampling``, ``impl.commands`` and ``impl.cli`` and imports
+none of them.
+"""

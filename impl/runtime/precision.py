@@ -1,15 +1,25 @@
-"""Precision policies: fp32, bf16 autocast, fp16 autocast with dynamic loss scaling."""
+"""Precisions: their names, the policy (fp32, bf16 autocast, fp16 autocast with dynamic loss scaling) and
+the autocast wrapper of a network."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch import nn
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
-"""The precision policies: fp32, bf16 autocast, fp16 autocast with dynamic loss scaling."""
+"""The precisions training and sampling run the network in (bf16 and fp16 under autocast)."""
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS` (fp32, bf16, fp16), else a ValueError naming it."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    return precision
 
 
 @dataclass
@@ -22,8 +32,7 @@ class PrecisionPolicy:
 
     @classmethod
     def create(cls, precision: str, device: torch.device) -> PrecisionPolicy:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        check_precision(precision)
         scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
         return cls(precision=precision, device=device, scaler=scaler)
 
@@ -42,3 +51,18 @@ class PrecisionPolicy:
 
     def scale(self, loss: torch.Tensor) -> torch.Tensor:
         return loss if self.scaler is None else self.scaler.scale(loss)
+
+
+class AutocastModel(nn.Module):
+    """Runs the wrapped network under the precision policy's autocast and returns float32, so the diffusion
+    math (posterior, KL, likelihood) always runs in float32 (training and sampling alike)."""
+
+    def __init__(self, inner: nn.Module, policy: PrecisionPolicy) -> None:
+        super().__init__()
+        self.inner = inner
+        self.policy = policy
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        with self.policy.autocast():
+            out: torch.Tensor = self.inner(x, t, **kwargs)
+        return out.float()

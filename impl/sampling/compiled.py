@@ -15,15 +15,11 @@ from typing import Any
 import torch
 
 from impl.diffusion.types import Model, ReverseProcess, SamplingOptions, StepRunner
+from impl.runtime.compile import CUDA_GRAPH_MODES, mark_cuda_graph_step_begin
 
 __all__ = ["CompiledStepRunner", "StepRunner"]
 
 Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]], dict[str, torch.Tensor]]
-
-CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
-
-# A new CUDA-graph step: outputs of the previous replay may be overwritten from here on.
-mark_cuda_graph_step_begin: Callable[[], None] = torch.compiler.cudagraph_mark_step_begin
 
 
 class CompiledStepRunner:

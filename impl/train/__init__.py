@@ -1,6 +1,10 @@
-"""impl.train: the trainer (loop, EMA, precision, checkpoints, distributed glue) behind ``iddpm train``."""
+"""impl.train: the trainer (loop, EMA, checkpoints, distributed glue) behind ``iddpm train``.
 
-from impl.runtime.precision import PrecisionPolicy
+The precision names and policy and the autocast wrapper live in ``impl.runtime.precision`` (shared with
+sampling); they are re-exported here as before.
+"""
+
+from impl.runtime.precision import PRECISIONS, AutocastModel, PrecisionPolicy
 from impl.train.batches import InMemoryData
 from impl.train.checkpoint import (
     TrainingCheckpoint,
@@ -8,13 +12,13 @@ from impl.train.checkpoint import (
     load_training_checkpoint,
     save_training_checkpoint,
 )
-from impl.train.config import PRECISIONS, SCHEDULE_SAMPLERS, TrainConfig, parse_ema_rates
+from impl.train.config import SCHEDULE_SAMPLERS, TrainConfig, parse_ema_rates
 from impl.train.distributed import DistContext, init_from_env
 from impl.train.ema import EMA
 from impl.train.errors import CheckpointError, TrainError
 from impl.train.lr import annealed_lr
 from impl.train.signals import StopFlag
-from impl.train.trainer import AutocastModel, Trainer, TrainResult
+from impl.train.trainer import Trainer, TrainResult
 
 __all__ = [
     "EMA",

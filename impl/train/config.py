@@ -7,25 +7,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from impl.runtime.precision import PRECISIONS as PRECISIONS
+from impl.diffusion.resample import SAMPLER_NAMES
+from impl.runtime.compile import COMPILE_MODES, COMPILE_SCOPES, TRAINING_COMPILE_BACKENDS
+from impl.runtime.precision import check_precision
 from impl.train.ema import warmup_decay
 from impl.train.lr import check_lr_schedule, scheduled_lr
 from impl.train.optimizer import OPTIMIZER_IMPLS as OPTIMIZER_IMPLS
 from impl.train.optimizer import check_optimizer_impl
 
-SCHEDULE_SAMPLERS: tuple[str, ...] = ("uniform", "loss-second-moment")
-# What `compile=True` hands to torch.compile: the network alone, or the whole per-sample loss function
-# (q_sample → network → L_simple / L_vlb / L_hybrid) as one graph.
-COMPILE_SCOPES: tuple[str, ...] = ("model", "loss")
-COMPILE_BACKENDS: tuple[str, ...] = ("inductor", "aot_eager", "eager")
-# "" leaves torch.compile's mode unset (its default); the named modes are inductor's.
-COMPILE_MODES: tuple[str, ...] = (
-    "",
-    "default",
-    "reduce-overhead",
-    "max-autotune",
-    "max-autotune-no-cudagraphs",
-)
+SCHEDULE_SAMPLERS: tuple[str, ...] = SAMPLER_NAMES
+"""The names ``schedule_sampler`` takes: those ``create_named_schedule_sampler`` knows (one definition)."""
 
 
 def parse_ema_rates(spec: str) -> tuple[float, ...]:
@@ -150,10 +141,9 @@ class TrainConfig:
             )
         if not self.grad_clip >= 0.0:
             raise ValueError(f"grad_clip must be >= 0 (0: no clipping), got {self.grad_clip}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_precision(self.precision)
         _one_of("compile_scope", self.compile_scope, COMPILE_SCOPES)
-        _one_of("compile_backend", self.compile_backend, COMPILE_BACKENDS)
+        _one_of("compile_backend", self.compile_backend, TRAINING_COMPILE_BACKENDS)
         _one_of("compile_mode", self.compile_mode, COMPILE_MODES)
         if self.compile_mode not in ("", "default") and self.compile_backend != "inductor":
             raise ValueError(

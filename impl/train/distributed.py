@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
+from impl.runtime.device import device_from_flag
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -27,21 +29,6 @@ class DistContext:
         return self.world_size > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``"auto"``: this rank's CUDA device when available, else the CPU; otherwise ``torch.device(name)``."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return device
-
-
 def init_from_env(device_name: str = "auto") -> DistContext:
     """Join the process group torchrun describes (WORLD_SIZE > 1), else return a single-process context.
 
@@ -50,7 +37,7 @@ def init_from_env(device_name: str = "auto") -> DistContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_name, local_rank)
+    device = device_from_flag(device_name, local_rank)
     if world_size > 1:
         if device.type == "cuda":
             torch.cuda.set_device(device)

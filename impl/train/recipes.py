@@ -114,8 +114,8 @@ _RUN_SPECIFIC = (
 
 
 def _digits_demo_flags() -> dict[str, Any]:
+    from impl.factory import train_model_defaults
     from impl.train.config import TrainConfig
-    from impl.train.flags import train_model_defaults
 
     flags = train_model_defaults()
     flags.update({k: v for k, v in TrainConfig().to_dict().items() if k not in ("model_flags", "recipe")})

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from impl.factory import build_diffusion, build_model_and_diffusion, resolve_data_flags
 from impl.runtime.seeding import STREAM_INIT, derive_seed
 from impl.train.atomic import atomic_write_json
 from impl.train.batches import InMemoryData
@@ -21,7 +22,6 @@ from impl.train.checkpoint import (
 from impl.train.config import TrainConfig
 from impl.train.distributed import DistContext, init_from_env, shutdown
 from impl.train.errors import TrainError
-from impl.train.flags import build_diffusion, build_model_and_diffusion, resolve_data_flags
 from impl.train.signals import StopFlag
 from impl.train.trainer import Trainer, TrainResult
 

@@ -18,7 +18,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from impl.nn.unet import set_norm_recompute
 from impl.runtime.backend_flags import BackendFlags, apply_backend_flags, set_backend_flags
-from impl.runtime.precision import PrecisionPolicy
+from impl.runtime.compile import CUDA_GRAPH_MODES, mark_cuda_graph_step_begin
+from impl.runtime.precision import AutocastModel, PrecisionPolicy
 from impl.runtime.seeding import (
     STREAM_DROPOUT,
     STREAM_GRID,
@@ -28,7 +29,6 @@ from impl.runtime.seeding import (
     rank_slice,
     seeded_generator,
 )
-from impl.sampling.compiled import CUDA_GRAPH_MODES, mark_cuda_graph_step_begin
 from impl.train.batches import InMemoryData
 from impl.train.checkpoint import (
     TrainingCheckpoint,
@@ -64,21 +64,6 @@ class Diffusion(Protocol):
         model_kwargs: dict[str, Any] | None = None,
         noise: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]: ...
-
-
-class AutocastModel(nn.Module):
-    """Runs the wrapped network under the precision policy's autocast and returns float32, so the diffusion
-    math (posterior, KL, likelihood) always runs in float32."""
-
-    def __init__(self, inner: nn.Module, policy: PrecisionPolicy) -> None:
-        super().__init__()
-        self.inner = inner
-        self.policy = policy
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        with self.policy.autocast():
-            out: torch.Tensor = self.inner(x, t, **kwargs)
-        return out.float()
 
 
 # The per-sample losses of (x_0, t, ε, model_kwargs): {"loss": (B,), and "mse" / "vb" where they apply}.

@@ -23,9 +23,8 @@ import pytest
 import torch
 
 from impl.cli import main
-from impl.factory import model_and_diffusion_defaults
+from impl.factory import build_model_and_diffusion, model_and_diffusion_defaults
 from impl.runtime.seeding import derive_seed, seeded_generator
-from impl.train.flags import build_model_and_diffusion
 from testing.assertions import assert_close
 from testing.tolerances import Cli, UNet, tolerance
 

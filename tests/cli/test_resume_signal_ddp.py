@@ -17,9 +17,9 @@ import torch
 from safetensors.torch import load_file
 
 from impl.cli import main
+from impl.factory import build_model_and_diffusion
 from impl.runtime.seeding import STREAM_INIT, derive_seed
 from impl.train import load_training_checkpoint
-from impl.train.flags import build_model_and_diffusion
 from testing.assertions import assert_close
 from testing.tolerances import Train, tolerance
 from tests.cli.tiny import tiny_train

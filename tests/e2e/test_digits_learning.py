@@ -20,8 +20,8 @@ import torch
 from impl.cli import main
 from impl.data import load_data
 from impl.evaluate import digits_sample_quality, nll_bound
+from impl.factory import build_model_and_diffusion
 from impl.runtime.seeding import STREAM_INIT, derive_seed
-from impl.train.flags import build_model_and_diffusion
 from tests.e2e.test_mixture_learning import _record
 
 TRAIN = [

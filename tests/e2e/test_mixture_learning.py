@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from impl.diffusion import create_gaussian_diffusion
+from impl.factory import create_gaussian_diffusion
 from impl.train import InMemoryData, TrainConfig, Trainer
 from tests.e2e.mixture import PointMLP, gaussian_fit_bits_per_dim, sample_gaussian_fit, sample_mixture
 from tests.e2e.two_sample import energy_test

@@ -14,6 +14,7 @@ import torch
 
 from impl.data import ImageDataset, load_data
 from impl.evaluate import nll_bound, summarize_bpd_terms, write_json_atomic
+from impl.factory import create_gaussian_diffusion
 from testing.assertions import assert_close
 from testing.tolerances import Evaluate, tolerance
 
@@ -166,10 +167,7 @@ def test_write_json_atomic(tmp_path: Path) -> None:
 
 
 def _real_diffusion(steps: int) -> Any:
-    factory = pytest.importorskip("impl.diffusion.factory")
-    if not hasattr(factory, "create_gaussian_diffusion"):
-        pytest.skip("impl.diffusion.factory.create_gaussian_diffusion is not available yet")
-    return factory.create_gaussian_diffusion(steps=steps, noise_schedule="cosine")
+    return create_gaussian_diffusion(steps=steps, noise_schedule="cosine")
 
 
 def test_with_the_real_diffusion_matches_a_direct_call() -> None:

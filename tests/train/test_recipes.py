@@ -121,7 +121,7 @@ def test_recipe_model_has_the_papers_parameter_count(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(RECIPES))
 def test_recipe_flags_are_all_known_and_valid(name: str) -> None:
-    from impl.train.flags import train_model_defaults
+    from impl.factory import train_model_defaults
 
     flags = dict(get_recipe(name).flags)
     train_fields = set(TrainConfig().to_dict()) - {"model_flags"}

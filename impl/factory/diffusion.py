@@ -1,4 +1,4 @@
-"""`create_gaussian_diffusion`: the original flag names mapped to a (possibly respaced) diffusion."""
+"""`create_gaussian_diffusion`: the original's diffusion flags mapped to a (possibly respaced) diffusion."""
 
 from __future__ import annotations
 

@@ -1,10 +1,28 @@
-"""Model/diffusion flags of a run: the training defaults (a small digits model) and the builders."""
+"""A run's flag dict → objects: the training defaults (a small digits model), the "from the data"
+placeholders, and the model and diffusion a run's recorded flags describe (``iddpm train|sample|nll``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from torch import nn
+
+from impl.diffusion.respacing import SpacedDiffusion
+from impl.factory.diffusion import create_gaussian_diffusion
+from impl.factory.model_and_diffusion import (
+    NUM_CLASSES,
+    create_model_and_diffusion,
+    model_and_diffusion_defaults,
+)
+
+__all__ = [
+    "DIFFUSION_FLAG_TO_ARG",
+    "TRAIN_MODEL_OVERRIDES",
+    "build_diffusion",
+    "build_model_and_diffusion",
+    "resolve_data_flags",
+    "train_model_defaults",
+]
 
 # How ``iddpm train`` with no flags differs from ``model_and_diffusion_defaults()`` (the original's
 # 64x64 ImageNet-sized defaults), so that it trains a recognisable digits model on a CPU in minutes.
@@ -38,8 +56,6 @@ DIFFUSION_FLAG_TO_ARG: dict[str, str] = {
 
 def train_model_defaults() -> dict[str, Any]:
     """``model_and_diffusion_defaults()`` with :data:`TRAIN_MODEL_OVERRIDES` applied."""
-    from impl.factory import model_and_diffusion_defaults
-
     flags = model_and_diffusion_defaults()
     flags.update(TRAIN_MODEL_OVERRIDES)
     return flags
@@ -56,16 +72,12 @@ def resolve_data_flags(flags: dict[str, Any], channels: int, num_classes: int | 
                 raise ValueError("class_cond=True needs a data set with labels (num_classes unknown)")
             out["num_classes"] = num_classes
         else:
-            from impl.factory import NUM_CLASSES
-
             out["num_classes"] = NUM_CLASSES
     return out
 
 
-def build_model_and_diffusion(flags: dict[str, Any]) -> tuple[nn.Module, Any]:
+def build_model_and_diffusion(flags: dict[str, Any]) -> tuple[nn.Module, SpacedDiffusion]:
     """``create_model_and_diffusion`` on exactly the model_and_diffusion flags in ``flags``."""
-    from impl.factory import create_model_and_diffusion, model_and_diffusion_defaults
-
     known = model_and_diffusion_defaults()
     unknown = sorted(set(flags) - set(known))
     if unknown:
@@ -73,10 +85,8 @@ def build_model_and_diffusion(flags: dict[str, Any]) -> tuple[nn.Module, Any]:
     return create_model_and_diffusion(**flags)
 
 
-def build_diffusion(flags: dict[str, Any], timestep_respacing: str | None = None) -> Any:
+def build_diffusion(flags: dict[str, Any], timestep_respacing: str | None = None) -> SpacedDiffusion:
     """The diffusion of ``flags`` (optionally with another ``timestep_respacing``)."""
-    from impl.diffusion import create_gaussian_diffusion
-
     args = {arg: flags[name] for name, arg in DIFFUSION_FLAG_TO_ARG.items() if name in flags}
     if timestep_respacing is not None:
         args["timestep_respacing"] = timestep_respacing

@@ -1,4 +1,4 @@
-"""Factories with the original flag names: ``create_model_and_diffusion`` and friends (script_util).
+"""The original's model_and_diffusion flags: their defaults, `create_model`, `create_model_and_diffusion`.
 
 ``model_and_diffusion_defaults()`` returns the original flags and defaults plus the extensions
 ``in_channels``, ``channel_mult``, ``num_classes``, ``num_head_channels`` and ``resblock_updown``.
@@ -8,25 +8,21 @@ loads it; the factory sits above `impl.nn` and `impl.diffusion`, which know noth
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
+from impl.diffusion.respacing import SpacedDiffusion
+from impl.factory.diffusion import create_gaussian_diffusion
 from impl.nn.checkpoint_io import infer_unet_config, load_state_strictly, read_state_dict
 from impl.nn.unet import UNetModel
-
-if TYPE_CHECKING:
-    from impl.diffusion.respacing import SpacedDiffusion
 
 __all__ = [
     "DEFAULT_CHANNEL_MULT",
     "NUM_CLASSES",
-    "add_dict_to_argparser",
-    "args_to_dict",
     "create_model",
     "create_model_and_diffusion",
     "load_checkpoint",
@@ -34,7 +30,6 @@ __all__ = [
     "model_flag_names",
     "parse_attention_resolutions",
     "parse_channel_mult",
-    "str2bool",
 ]
 
 NUM_CLASSES = 1000
@@ -254,8 +249,6 @@ def create_model_and_diffusion(
     vlb_weight: float | str | None = None,
 ) -> tuple[UNetModel, SpacedDiffusion]:
     """``(model, diffusion)`` for the original flags; call it as ``create_model_and_diffusion(**flags)``."""
-    from impl.diffusion.factory import create_gaussian_diffusion
-
     model = create_model(
         image_size,
         num_channels,
@@ -291,36 +284,6 @@ def create_model_and_diffusion(
         vlb_weight=vlb_weight,
     )
     return model, diffusion
-
-
-def str2bool(value: str | bool) -> bool:
-    """Parse a command-line boolean: yes/true/t/y/1 or no/false/f/n/0 (any case)."""
-    if isinstance(value, bool):
-        return value
-    lowered = value.strip().lower()
-    if lowered in ("yes", "true", "t", "y", "1"):
-        return True
-    if lowered in ("no", "false", "f", "n", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"boolean value expected (true/false, yes/no, 1/0), got {value!r}")
-
-
-def add_dict_to_argparser(parser: argparse.ArgumentParser, default_dict: Mapping[str, Any]) -> None:
-    """Add ``--key`` for every entry, typed by its default (``str2bool`` for bools, ``str`` for ``None``)."""
-    for key, value in default_dict.items():
-        arg_type: Any
-        if value is None:
-            arg_type = str
-        elif isinstance(value, bool):
-            arg_type = str2bool
-        else:
-            arg_type = type(value)
-        parser.add_argument(f"--{key}", default=value, type=arg_type)
-
-
-def args_to_dict(args: argparse.Namespace, keys: Iterable[str]) -> dict[str, Any]:
-    """``{key: args.key}`` for the given keys."""
-    return {key: getattr(args, key) for key in keys}
 
 
 # Model flags that change no parameter: they may be given together with an architecture read off the weights.
