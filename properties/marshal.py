@@ -36,6 +36,9 @@ def _impl_diffusion(spec: ProcessSpec) -> impl.GaussianDiffusion:
         "model_var_type": impl.ModelVarType[spec.var_type],
         "loss_type": impl.LossType[spec.loss_type],
         "rescale_timesteps": spec.rescale_timesteps,
+        "loss_weighting": spec.loss_weighting,
+        "min_snr_gamma": spec.min_snr_gamma,
+        "vlb_weight": spec.vlb_weight,
     }
     if spec.kept is None:
         return impl.GaussianDiffusion(**kwargs)

@@ -17,10 +17,13 @@ FloatArray = NDArray[np.float64]
 
 STEP_COUNTS = (1, 2, 10, 1000, 4000)
 LINEAR_MIN_STEPS = 20
-MEAN_TYPES = ("EPSILON", "START_X", "PREVIOUS_X")
+MEAN_TYPES = ("EPSILON", "START_X", "PREVIOUS_X", "VELOCITY")
 VAR_TYPES = ("LEARNED", "FIXED_SMALL", "FIXED_LARGE", "LEARNED_RANGE")
 LOSS_TYPES = ("MSE", "RESCALED_MSE", "KL", "RESCALED_KL")
 RESPACED_LENGTHS = (1, 2, 10)
+LOSS_WEIGHTINGS = ("none", "min_snr")
+MIN_SNR_GAMMAS = (0.5, 5.0)  # below and at the usual γ: both branches of min(SNR, γ) occur
+VLB_WEIGHTS = (None, 0.0, 1e-3, 0.37)  # None: the loss type's own weight
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,9 @@ class ProcessSpec:
     var_type: str
     loss_type: str
     rescale_timesteps: bool
+    loss_weighting: str = "none"
+    min_snr_gamma: float = 5.0
+    vlb_weight: float | None = None
 
     @property
     def num_timesteps(self) -> int:
@@ -71,14 +77,27 @@ def processes(draw: st.DrawFn, max_steps: int | None = None) -> ProcessSpec:
         else:
             steps = draw(st.lists(st.integers(0, base - 1), min_size=length, max_size=length, unique=True))
             kept = tuple(sorted(steps))
+    mean_type = draw(st.sampled_from(MEAN_TYPES))
+    var_type = draw(st.sampled_from(VAR_TYPES))
+    loss_type = draw(st.sampled_from(LOSS_TYPES))
+    mse_loss = loss_type in ("MSE", "RESCALED_MSE")
+    weighting = "none"
+    if mse_loss and mean_type != "PREVIOUS_X":
+        weighting = draw(st.sampled_from(LOSS_WEIGHTINGS))  # min-SNR-γ [S43]
+    vlb_weight = None
+    if mse_loss and var_type in ("LEARNED", "LEARNED_RANGE"):
+        vlb_weight = draw(st.sampled_from(VLB_WEIGHTS))  # λ of L_hybrid [S44]
     return ProcessSpec(
         schedule=schedule,
         base_steps=base,
         kept=kept,
-        mean_type=draw(st.sampled_from(MEAN_TYPES)),
-        var_type=draw(st.sampled_from(VAR_TYPES)),
-        loss_type=draw(st.sampled_from(LOSS_TYPES)),
+        mean_type=mean_type,
+        var_type=var_type,
+        loss_type=loss_type,
         rescale_timesteps=draw(st.booleans()),
+        loss_weighting=weighting,
+        min_snr_gamma=draw(st.sampled_from(MIN_SNR_GAMMAS)) if weighting == "min_snr" else 5.0,
+        vlb_weight=vlb_weight,
     )
 
 

@@ -74,7 +74,7 @@ def test_bad_names_raise_value_errors() -> None:
 
 def test_enum_names_match_the_reference_strings() -> None:
     """impl enums carry exactly the member names the reference uses as strings (docs/contracts.md)."""
-    assert [m.name for m in impl.ModelMeanType] == ["PREVIOUS_X", "START_X", "EPSILON"]
+    assert [m.name for m in impl.ModelMeanType] == ["PREVIOUS_X", "START_X", "EPSILON", "VELOCITY"]
     assert [m.name for m in impl.ModelVarType] == ["LEARNED", "FIXED_SMALL", "FIXED_LARGE", "LEARNED_RANGE"]
     assert [m.name for m in impl.LossType] == ["MSE", "RESCALED_MSE", "KL", "RESCALED_KL"]
 

@@ -14,10 +14,11 @@ from numpy.typing import ArrayLike, NDArray
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
-MEAN_TYPES: tuple[str, ...] = ("EPSILON", "START_X", "PREVIOUS_X")
+MEAN_TYPES: tuple[str, ...] = ("EPSILON", "START_X", "PREVIOUS_X", "VELOCITY")
 VAR_TYPES: tuple[str, ...] = ("LEARNED", "FIXED_SMALL", "FIXED_LARGE", "LEARNED_RANGE")
 LEARNED_VAR_TYPES: tuple[str, ...] = ("LEARNED", "LEARNED_RANGE")
 LOSS_TYPES: tuple[str, ...] = ("MSE", "RESCALED_MSE", "KL", "RESCALED_KL")
+LOSS_WEIGHTINGS: tuple[str, ...] = ("none", "min_snr")
 
 
 def as_float64(x: ArrayLike, name: str) -> FloatArray:

@@ -11,6 +11,7 @@ from numpy.typing import ArrayLike
 from reference._validate import (
     LEARNED_VAR_TYPES,
     LOSS_TYPES,
+    LOSS_WEIGHTINGS,
     MEAN_TYPES,
     VAR_TYPES,
     FloatArray,
@@ -30,6 +31,7 @@ from reference.process import (
     q_posterior_mean_variance,
     q_sample,
     split_model_output,
+    velocity,
 )
 from reference.schedule import DiffusionTables
 
@@ -150,12 +152,50 @@ def mse_target(
     noise: FloatArray,
     model_mean_type: str,
 ) -> FloatArray:
-    """The L_simple target by mean type: ε (EPSILON), x_0 (START_X), μ̃_t(x_0, x_t) (PREVIOUS_X) [S21]."""
+    """The L_simple target by mean type: ε (EPSILON), x_0 (START_X), μ̃_t(x_0, x_t) (PREVIOUS_X) [S21],
+    v (VELOCITY) [S40]."""
     if model_mean_type == "PREVIOUS_X":
         return q_posterior_mean_variance(tab, x_start, x_t, t)[0]
     if model_mean_type == "START_X":
         return x_start
+    if model_mean_type == "VELOCITY":
+        return velocity(tab, x_start, t, noise)
     return noise
+
+
+def signal_to_noise_ratio(tab: DiffusionTables, t: ArrayLike) -> FloatArray:
+    """SNR_t = ᾱ_t / (1 − ᾱ_t) [S42], shape (B,)."""
+    t_arr = check_timesteps(t, tab.num_timesteps)
+    abar = tab.alphas_cumprod[t_arr]
+    return abar / (1.0 - abar)
+
+
+def min_snr_weight(snr: ArrayLike, gamma: float, model_mean_type: str) -> FloatArray:
+    """Min-SNR-γ weight of the MSE term [S43] (Hang et al. 2023): min(SNR_t, γ)/SNR_t for EPSILON,
+    min(SNR_t, γ) for START_X, min(SNR_t, γ)/(SNR_t + 1) for VELOCITY."""
+    s = as_float64(snr, "snr")
+    if not gamma > 0.0:
+        raise ValueError(f"min_snr_gamma must be > 0, got {gamma}")
+    clipped = np.minimum(s, gamma)
+    if model_mean_type == "EPSILON":
+        return clipped / s
+    if model_mean_type == "START_X":
+        return clipped
+    if model_mean_type == "VELOCITY":
+        return clipped / (s + 1.0)
+    raise ValueError(
+        f"model_mean_type {model_mean_type!r} has no min-SNR weight; allowed: EPSILON, START_X, VELOCITY"
+    )
+
+
+def hybrid_vlb_factor(vlb_weight: float, num_timesteps: int) -> float:
+    """λ·T, the factor of L_t in L_hybrid = L_simple + λ·L_vlb with L_vlb ≈ T·E_t[L_t] [S44].
+
+    λ = 1e-3 is the paper's L_hybrid (RESCALED_MSE: T/1000), λ = 1/T weighs L_t by 1 (MSE).
+    """
+    if not vlb_weight >= 0.0 or not math.isfinite(vlb_weight):
+        raise ValueError(f"vlb_weight must be a finite number >= 0, got {vlb_weight}")
+    return vlb_weight * num_timesteps
 
 
 def training_losses(
@@ -168,9 +208,15 @@ def training_losses(
     model_mean_type: str,
     model_var_type: str,
     loss_type: str,
+    loss_weighting: str = "none",
+    min_snr_gamma: float = 5.0,
+    vlb_weight: float | None = None,
 ) -> dict[str, FloatArray]:
     """Per-sample loss: KL = L_t, RESCALED_KL = T·L_t [S23]; MSE / RESCALED_MSE = L_simple [S21]
     (+ w·L_t with w = 1 or T/1000 when the variance is learned [S22]).
+
+    ``loss_weighting="min_snr"`` multiplies the MSE term by [S43]; ``vlb_weight`` λ replaces w by λ·T
+    [S44].
 
     ``model_output`` is the net's output at x_t = q_sample(x_0, t, noise).  The VLB term uses
     ``clip_denoised=False``; the stop-gradient of [S22] has no effect on values.  Keys: ``loss`` and, for the
@@ -206,9 +252,15 @@ def training_losses(
     terms["mse"] = mean_over_non_batch(
         (mse_target(tab, x0, x_t, t_arr, eps, model_mean_type) - mean_part) ** 2
     )
+    check_choice(loss_weighting, "loss_weighting", LOSS_WEIGHTINGS)
+    if loss_weighting == "min_snr":
+        snr = signal_to_noise_ratio(tab, t_arr)
+        terms["mse"] = terms["mse"] * min_snr_weight(snr, min_snr_gamma, model_mean_type)
     if model_var_type in LEARNED_VAR_TYPES:
         vb = vlb_term()
-        if loss_type == "RESCALED_MSE":
+        if vlb_weight is not None:
+            vb = vb * hybrid_vlb_factor(vlb_weight, tab.num_timesteps)
+        elif loss_type == "RESCALED_MSE":
             vb = vb * (tab.num_timesteps / HYBRID_LAMBDA_STEPS)
         terms["vb"] = vb
         terms["loss"] = terms["mse"] + vb

@@ -102,6 +102,36 @@ def predict_eps_from_xstart(
     )
 
 
+def velocity(tab: DiffusionTables, x_start: ArrayLike, t: ArrayLike, noise: ArrayLike) -> FloatArray:
+    """v = √ᾱ_t ε − √(1 − ᾱ_t) x_0, the v-prediction target [S40]."""
+    x0, t_arr = _data_and_t(tab, x_start, "x_start", t)
+    e = _like(noise, "noise", x0, "x_start")
+    return (
+        gather(tab.sqrt_alphas_cumprod, t_arr, x0.ndim) * e
+        - gather(tab.sqrt_one_minus_alphas_cumprod, t_arr, x0.ndim) * x0
+    )
+
+
+def predict_xstart_from_v(tab: DiffusionTables, x_t: ArrayLike, t: ArrayLike, v: ArrayLike) -> FloatArray:
+    """x̂_0 = √ᾱ_t x_t − √(1 − ᾱ_t) v̂ [S41]."""
+    xt, t_arr = _data_and_t(tab, x_t, "x_t", t)
+    vel = _like(v, "v", xt, "x_t")
+    return (
+        gather(tab.sqrt_alphas_cumprod, t_arr, xt.ndim) * xt
+        - gather(tab.sqrt_one_minus_alphas_cumprod, t_arr, xt.ndim) * vel
+    )
+
+
+def predict_eps_from_v(tab: DiffusionTables, x_t: ArrayLike, t: ArrayLike, v: ArrayLike) -> FloatArray:
+    """ε̂ = √(1 − ᾱ_t) x_t + √ᾱ_t v̂ [S41]."""
+    xt, t_arr = _data_and_t(tab, x_t, "x_t", t)
+    vel = _like(v, "v", xt, "x_t")
+    return (
+        gather(tab.sqrt_one_minus_alphas_cumprod, t_arr, xt.ndim) * xt
+        + gather(tab.sqrt_alphas_cumprod, t_arr, xt.ndim) * vel
+    )
+
+
 def predict_xstart_from_xprev(
     tab: DiffusionTables, x_t: ArrayLike, t: ArrayLike, xprev: ArrayLike
 ) -> FloatArray:
@@ -204,8 +234,8 @@ def p_mean_variance(
     clip_denoised: bool = True,
     denoised_fn: DenoisedFn | None = None,
 ) -> dict[str, FloatArray]:
-    """p_θ(x_{t−1}|x_t) = N(μ_θ, Σ_θ): μ_θ = μ̃(x̂_0, x_t) [S7] with x̂_0 by [S9] (EPSILON) or the output
-    (START_X); PREVIOUS_X: μ_θ = output, x̂_0 by [S10]; Σ_θ by [S11]–[S14].
+    """p_θ(x_{t−1}|x_t) = N(μ_θ, Σ_θ): μ_θ = μ̃(x̂_0, x_t) [S7] with x̂_0 by [S9] (EPSILON), [S41]
+    (VELOCITY) or the output (START_X); PREVIOUS_X: μ_θ = output, x̂_0 by [S10]; Σ_θ by [S11]–[S14].
 
     Returns ``mean``, ``variance``, ``log_variance`` (all of x_t's shape) and ``pred_xstart``.
     """
@@ -220,6 +250,8 @@ def p_mean_variance(
         raw_xstart = predict_xstart_from_xprev(tab, xt, t_arr, mean_part)
     elif model_mean_type == "START_X":
         raw_xstart = mean_part
+    elif model_mean_type == "VELOCITY":
+        raw_xstart = predict_xstart_from_v(tab, xt, t_arr, mean_part)
     else:
         raw_xstart = predict_xstart_from_eps(tab, xt, t_arr, mean_part)
     pred_xstart = process_xstart(raw_xstart, clip_denoised=clip_denoised, denoised_fn=denoised_fn)

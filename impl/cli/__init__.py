@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "nll": "impl.commands.nll",
     "evaluate": "impl.commands.evaluate",
     "prepare": "impl.commands.prepare",
+    "recipes": "impl.commands.recipes",
 }
 
 

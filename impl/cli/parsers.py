@@ -16,6 +16,9 @@ def _add_train_parser(sub: Any) -> None:
     from impl.train.config import DATA_LOADERS, OPTIMIZER_IMPLS, SCHEDULE_SAMPLERS, TrainConfig
 
     d = TrainConfig()
+    from impl.train.lr import LR_SCHEDULES
+    from impl.train.recipes import recipe_names
+
     p = sub.add_parser(
         "train",
         help="train a model (no flags: a small digits model on the CPU in a few minutes)",
@@ -23,6 +26,13 @@ def _add_train_parser(sub: Any) -> None:
     )
     add_dict_to_argparser(p, train_model_defaults())
     g = p.add_argument_group("training")
+    g.add_argument(
+        "--recipe",
+        default=d.recipe,
+        metavar="NAME",
+        help=f"set every flag of a named recipe ({', '.join(recipe_names())}); explicit flags override it",
+    )
+    _add_bool(g, "dry_run", False, "print the resolved configuration as JSON and exit (writes nothing)")
     g.add_argument(
         "--data",
         "--data_dir",
@@ -55,7 +65,17 @@ def _add_train_parser(sub: Any) -> None:
         default=None,
         help="linear LR decay horizon (default: max_steps; 0: constant LR)",
     )
+    g.add_argument(
+        "--lr_schedule",
+        default=d.lr_schedule,
+        choices=LR_SCHEDULES,
+        help="LR decay to 0 at lr_anneal_steps (linear: the original's lr_anneal_steps behaviour)",
+    )
+    g.add_argument("--lr_warmup_steps", type=int, default=d.lr_warmup_steps, help="linear LR warm-up from 0")
     g.add_argument("--ema_rate", default=d.ema_rate, help="comma-separated EMA rates, e.g. 0.9999,0.999")
+    _add_bool(g, "ema_warmup", d.ema_warmup, "EMA decay min(rate, 1 - (1 + step/inv_gamma)^-power)")
+    g.add_argument("--ema_inv_gamma", type=float, default=d.ema_inv_gamma, help="EMA warm-up inv_gamma")
+    g.add_argument("--ema_power", type=float, default=d.ema_power, help="EMA warm-up power")
     g.add_argument("--schedule_sampler", default=d.schedule_sampler, choices=SCHEDULE_SAMPLERS)
     g.add_argument("--grad_clip", type=float, default=d.grad_clip, help="max global grad norm; 0: off")
     g.add_argument("--precision", default=d.precision, choices=PRECISIONS)
@@ -155,8 +175,9 @@ def _add_prepare_parser(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Improved DDPM: train, sample, evaluate.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,nll,evaluate,prepare}")
+    sub = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(sub)
+    sub.add_parser("recipes", help="list the named training recipes (--recipe) with their flags")
 
     s = sub.add_parser("sample", help="draw samples to .npz (+ PNG grid)")
     s_speed = _add_model_source(s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 
 from impl.commands import PROG, common
@@ -14,6 +15,8 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     from impl.train.config import TrainConfig
     from impl.train.run import train_command
 
+    if args.recipe:
+        explicit = apply_recipe(args, explicit)
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model_flags"}
     values = {k: getattr(args, k) for k in fields}
     if args.lr_anneal_steps is None:
@@ -24,6 +27,19 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         values["precision"] = "fp16"
         explicit = explicit | {"precision"}
     config = TrainConfig(**values, model_flags=common.model_flag_values(args))
+    if args.dry_run:
+        if args.resume is not None:
+            raise ValueError(
+                "--dry_run shows a new run's resolved flags; it cannot be combined with --resume"
+            )
+        config.validate()
+        from impl.factory import build_diffusion
+
+        build_diffusion(
+            dict(config.model_flags)
+        )  # the diffusion flags' own checks (predict_v, vlb_weight, …)
+        print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
+        return 0
     model_names = set(model_and_diffusion_defaults())
     result = train_command(
         config,
@@ -46,3 +62,18 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
                 file=sys.stderr,
             )
     return 0
+
+
+def apply_recipe(args: argparse.Namespace, explicit: set[str]) -> set[str]:
+    """Set every flag of ``--recipe`` the user did not give explicitly; returns the flags now requested.
+
+    The recipe's flags count as explicitly requested: resuming a run with ``--recipe`` checks that the run
+    was trained with the same values.
+    """
+    from impl.train.recipes import get_recipe
+
+    recipe = get_recipe(args.recipe)
+    for name, value in recipe.flags.items():
+        if name not in explicit:
+            setattr(args, name, value)
+    return explicit | set(recipe.flags) | {"recipe"}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["LossType", "ModelMeanType", "ModelVarType"]
+__all__ = ["LOSS_WEIGHTINGS", "LossType", "ModelMeanType", "ModelVarType"]
+
+#: How the MSE term is weighted per timestep: not at all, or by min-SNR-γ [S43].
+LOSS_WEIGHTINGS: tuple[str, ...] = ("none", "min_snr")
 
 
 class ModelMeanType(enum.Enum):
@@ -13,6 +16,7 @@ class ModelMeanType(enum.Enum):
     PREVIOUS_X = enum.auto()  # the posterior mean x_{t-1} itself
     START_X = enum.auto()  # x_0
     EPSILON = enum.auto()  # the noise ε of [S6]
+    VELOCITY = enum.auto()  # v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 [S40] (v-prediction; not in the original)
 
 
 class ModelVarType(enum.Enum):

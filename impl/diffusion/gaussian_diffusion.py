@@ -52,6 +52,9 @@ class GaussianDiffusion(SamplingLoopMethods):
         model_var_type: ModelVarType,
         loss_type: LossType,
         rescale_timesteps: bool = False,
+        loss_weighting: str = "none",
+        min_snr_gamma: float = 5.0,
+        vlb_weight: float | None = None,
     ) -> None:
         if not isinstance(model_mean_type, ModelMeanType):
             raise ValueError(f"model_mean_type must be one of {[m.name for m in ModelMeanType]}")
@@ -59,10 +62,16 @@ class GaussianDiffusion(SamplingLoopMethods):
             raise ValueError(f"model_var_type must be one of {[m.name for m in ModelVarType]}")
         if not isinstance(loss_type, LossType):
             raise ValueError(f"loss_type must be one of {[m.name for m in LossType]}")
+        objectives.check_objective_options(
+            model_mean_type, model_var_type, loss_type, loss_weighting, min_snr_gamma, vlb_weight
+        )
         self.model_mean_type = model_mean_type
         self.model_var_type = model_var_type
         self.loss_type = loss_type
         self.rescale_timesteps = rescale_timesteps
+        self.loss_weighting = loss_weighting
+        self.min_snr_gamma = float(min_snr_gamma)
+        self.vlb_weight = None if vlb_weight is None else float(vlb_weight)
         host = diffusion_tables(np.asarray(betas, dtype=np.float64))
         self.tables = host
         self._cache = TableCache(host)
@@ -297,6 +306,9 @@ class GaussianDiffusion(SamplingLoopMethods):
             model_mean_type=self.model_mean_type,
             model_var_type=self.model_var_type,
             loss_type=self.loss_type,
+            loss_weighting=self.loss_weighting,
+            min_snr_gamma=self.min_snr_gamma,
+            vlb_weight=self.vlb_weight,
         )
 
     def vb_terms_bpd(

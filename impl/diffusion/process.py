@@ -18,13 +18,16 @@ __all__ = [
     "is_learned",
     "model_variance",
     "p_mean_variance",
+    "predict_eps_from_v",
     "predict_eps_from_xstart",
     "predict_xstart_from_eps",
+    "predict_xstart_from_v",
     "predict_xstart_from_xprev",
     "q_mean_variance",
     "q_posterior_mean_variance",
     "q_sample",
     "split_model_output",
+    "velocity",
 ]
 
 
@@ -83,6 +86,29 @@ def predict_eps_from_xstart(
     n = x_t.ndim
     numerator = gather(tab.sqrt_recip_alphas_cumprod, t, n) * x_t - pred_xstart
     return numerator / gather(tab.sqrt_recipm1_alphas_cumprod, t, n)
+
+
+def velocity(tab: TorchTables, x_start: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """v = √ᾱ_t ε − √(1 − ᾱ_t) x_0, the v-prediction target [S40]."""
+    n = x_start.ndim
+    return (
+        gather(tab.sqrt_alphas_cumprod, t, n) * noise
+        - gather(tab.sqrt_one_minus_alphas_cumprod, t, n) * x_start
+    )
+
+
+def predict_xstart_from_v(
+    tab: TorchTables, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor
+) -> torch.Tensor:
+    """x̂_0 = √ᾱ_t x_t − √(1 − ᾱ_t) v̂ [S41]."""
+    n = x_t.ndim
+    return gather(tab.sqrt_alphas_cumprod, t, n) * x_t - gather(tab.sqrt_one_minus_alphas_cumprod, t, n) * v
+
+
+def predict_eps_from_v(tab: TorchTables, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """ε̂ = √(1 − ᾱ_t) x_t + √ᾱ_t v̂ [S41]."""
+    n = x_t.ndim
+    return gather(tab.sqrt_one_minus_alphas_cumprod, t, n) * x_t + gather(tab.sqrt_alphas_cumprod, t, n) * v
 
 
 def predict_xstart_from_xprev(
@@ -173,6 +199,9 @@ def p_mean_variance(
         mean = q_posterior_mean_variance(tab, pred_xstart, x_t, t)[0]
     elif model_mean_type is ModelMeanType.EPSILON:
         pred_xstart = finish_xstart(predict_xstart_from_eps(tab, x_t, t, mean_part))
+        mean = q_posterior_mean_variance(tab, pred_xstart, x_t, t)[0]
+    elif model_mean_type is ModelMeanType.VELOCITY:
+        pred_xstart = finish_xstart(predict_xstart_from_v(tab, x_t, t, mean_part))
         mean = q_posterior_mean_variance(tab, pred_xstart, x_t, t)[0]
     else:
         raise ValueError(f"model_mean_type must be a ModelMeanType, got {model_mean_type!r}")

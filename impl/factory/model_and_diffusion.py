@@ -90,6 +90,10 @@ def model_and_diffusion_defaults() -> dict[str, Any]:
         "num_classes": NUM_CLASSES,
         "num_head_channels": -1,
         "resblock_updown": False,
+        "predict_v": False,
+        "loss_weighting": "none",
+        "min_snr_gamma": 5.0,
+        "vlb_weight": "",
     }
 
 
@@ -239,6 +243,10 @@ def create_model_and_diffusion(
     num_head_channels: int = -1,
     resblock_updown: bool = False,
     attention_backend: str = "sdpa",
+    predict_v: bool = False,
+    loss_weighting: str = "none",
+    min_snr_gamma: float = 5.0,
+    vlb_weight: float | str | None = None,
 ) -> tuple[UNetModel, SpacedDiffusion]:
     """``(model, diffusion)`` for the original flags; call it as ``create_model_and_diffusion(**flags)``."""
     model = create_model(
@@ -270,6 +278,10 @@ def create_model_and_diffusion(
         rescale_timesteps=rescale_timesteps,
         rescale_learned_sigmas=rescale_learned_sigmas,
         timestep_respacing=timestep_respacing,
+        predict_v=predict_v,
+        loss_weighting=loss_weighting,
+        min_snr_gamma=min_snr_gamma,
+        vlb_weight=vlb_weight,
     )
     return model, diffusion
 

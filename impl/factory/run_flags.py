@@ -47,6 +47,10 @@ DIFFUSION_FLAG_TO_ARG: dict[str, str] = {
     "rescale_timesteps": "rescale_timesteps",
     "rescale_learned_sigmas": "rescale_learned_sigmas",
     "timestep_respacing": "timestep_respacing",
+    "predict_v": "predict_v",
+    "loss_weighting": "loss_weighting",
+    "min_snr_gamma": "min_snr_gamma",
+    "vlb_weight": "vlb_weight",
 }
 
 

@@ -11,6 +11,8 @@ from impl.data.choices import DATA_LOADERS as DATA_LOADERS
 from impl.diffusion.resample import SAMPLER_NAMES
 from impl.runtime.compile import COMPILE_MODES, COMPILE_SCOPES, TRAINING_COMPILE_BACKENDS
 from impl.runtime.precision import check_precision
+from impl.train.ema import warmup_decay
+from impl.train.lr import check_lr_schedule, scheduled_lr
 from impl.train.optimizer import OPTIMIZER_IMPLS as OPTIMIZER_IMPLS
 from impl.train.optimizer import check_optimizer_impl
 
@@ -47,7 +49,10 @@ class TrainConfig:
     """Every training setting that is not part of the model and diffusion flags.
 
     ``batch_size`` is the GLOBAL batch (split evenly across ranks); ``microbatch`` is per rank (-1 or 0: no
-    microbatching).  ``lr_anneal_steps`` is the horizon of the linear LR decay (0: constant LR).
+    microbatching).  ``lr_schedule`` (constant, linear, cosine) decays the LR to 0 at ``lr_anneal_steps`` (for
+    linear, 0 means constant: the original flag) after ``lr_warmup_steps`` of linear warm-up from 0.
+    ``ema_warmup`` replaces the fixed EMA rates by ``min(rate, 1 − (1 + step/ema_inv_gamma)^−ema_power)``.
+    ``recipe`` names the preset the flags came from (``impl.train.recipes``; "" for none).
     ``optimizer_impl``, ``channels_last``, ``allow_tf32`` and ``cudnn_benchmark`` are speed switches (see
     docs/training.md); the first two keep the float32 arithmetic up to rounding, TF32 does not.
     ``compile_scope`` ("model": the network; "loss": the network and the whole diffusion loss as one
@@ -69,6 +74,12 @@ class TrainConfig:
     max_steps: int = 1000
     lr_anneal_steps: int = 1000
     ema_rate: str = "0.995"
+    ema_warmup: bool = False
+    ema_inv_gamma: float = 1.0
+    ema_power: float = 2.0 / 3.0
+    lr_schedule: str = "linear"
+    lr_warmup_steps: int = 0
+    recipe: str = ""
     schedule_sampler: str = "uniform"
     grad_clip: float = 1.0
     precision: str = "fp32"
@@ -120,6 +131,15 @@ class TrainConfig:
         if self.lr_anneal_steps < 0:
             raise ValueError(f"lr_anneal_steps must be >= 0 (0: constant LR), got {self.lr_anneal_steps}")
         parse_ema_rates(self.ema_rate)
+        check_lr_schedule(self.lr_schedule, self.lr_anneal_steps, self.lr_warmup_steps)
+        if self.lr_schedule == "constant" and self.lr_warmup_steps > self.max_steps:
+            raise ValueError(
+                f"lr_warmup_steps {self.lr_warmup_steps} is beyond the run (max_steps {self.max_steps}); "
+                "a decaying schedule's warm-up must end before lr_anneal_steps"
+            )
+        if not isinstance(self.ema_warmup, bool):
+            raise ValueError(f"ema_warmup must be True or False, got {self.ema_warmup!r}")
+        warmup_decay(0.5, 0, inv_gamma=self.ema_inv_gamma, power=self.ema_power)  # checks both
         if self.schedule_sampler not in SCHEDULE_SAMPLERS:
             raise ValueError(
                 f"schedule_sampler must be one of {SCHEDULE_SAMPLERS}, got {self.schedule_sampler!r}"
@@ -154,6 +174,25 @@ class TrainConfig:
         for name in ("channels_last", "allow_tf32", "cudnn_benchmark"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of optimisation step ``step`` under this run's schedule."""
+        return scheduled_lr(
+            self.lr,
+            step,
+            schedule=self.lr_schedule,
+            horizon=self.lr_anneal_steps,
+            warmup_steps=self.lr_warmup_steps,
+        )
+
+    def ema_decays(self, step: int) -> dict[float, float] | None:
+        """Per-rate EMA decay of update ``step`` with ``ema_warmup``; None: the fixed rates."""
+        if not self.ema_warmup:
+            return None
+        return {
+            r: warmup_decay(r, step, inv_gamma=self.ema_inv_gamma, power=self.ema_power)
+            for r in self.ema_rates
+        }
 
     @property
     def microbatch_size(self) -> int | None:

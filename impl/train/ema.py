@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
@@ -22,14 +24,18 @@ class EMA:
         }
 
     @torch.no_grad()
-    def update(self, params: list[torch.Tensor]) -> None:
-        """Move every shadow toward ``params`` (the live parameters, same order as ``named_parameters``)."""
+    def update(self, params: list[torch.Tensor], decays: Mapping[float, float] | None = None) -> None:
+        """Move every shadow toward ``params`` (the live parameters, same order as ``named_parameters``).
+
+        ``decays`` (rate → decay used this step, e.g. :func:`warmup_decay`) replaces the fixed rates.
+        """
         sources = [p.detach() for p in params]
         for rate, shadow in self.shadows.items():
-            if rate == 0.0:
+            decay = rate if decays is None else decays[rate]
+            if decay == 0.0:
                 torch._foreach_copy_(shadow, sources)
             else:
-                torch._foreach_lerp_(shadow, sources, 1.0 - rate)
+                torch._foreach_lerp_(shadow, sources, 1.0 - decay)
 
     def state_dict(self, model: nn.Module, rate: float) -> dict[str, torch.Tensor]:
         """A full model state dict whose parameters are the shadow at ``rate`` (buffers copied from model)."""
@@ -57,3 +63,19 @@ class EMA:
     def copy_to(self, model: nn.Module, rate: float) -> None:
         """Write the shadow at ``rate`` into ``model``'s parameters (e.g. a separate sampling copy)."""
         torch._foreach_copy_([p.detach() for p in model.parameters()], self.shadows[rate])
+
+
+def warmup_decay(rate: float, step: int, *, inv_gamma: float, power: float) -> float:
+    """EMA warm-up: ``decay = min(rate, 1 − (1 + step/inv_gamma)^(−power))`` at update ``step`` (0-based).
+
+    The schedule diffusers and k-diffusion use: the average forgets its random start quickly (decay 0 at the
+    first update) and reaches ``rate`` after about ``inv_gamma · (1 − rate)^(−1/power)`` updates.
+    """
+    if not inv_gamma > 0.0:
+        raise ValueError(f"ema_inv_gamma must be > 0, got {inv_gamma}")
+    if not power > 0.0:
+        raise ValueError(f"ema_power must be > 0, got {power}")
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    decay: float = 1.0 - (1.0 + step / inv_gamma) ** (-power)
+    return min(rate, decay)

@@ -39,7 +39,6 @@ from impl.train.config import TrainConfig
 from impl.train.distributed import DistContext, all_gather_cat, all_reduce_sum_, barrier
 from impl.train.ema import EMA
 from impl.train.errors import CheckpointError
-from impl.train.lr import annealed_lr
 from impl.train.metrics import MetricAccumulator, RunLogger
 from impl.train.optimizer import build_adamw, match_state_layout
 from impl.train.timestep_sampling import (
@@ -245,7 +244,7 @@ class Trainer:
         t, w, noise = t_all[share], w_all[share], noise_all[share]
         torch.manual_seed(derive_seed(cfg.seed, STREAM_DROPOUT, step, ctx.rank))
 
-        lr = annealed_lr(cfg.lr, step, cfg.lr_anneal_steps)
+        lr = cfg.lr_at(step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
@@ -287,7 +286,7 @@ class Trainer:
             self.optimizer.step()
             stepped = True
         if stepped:
-            self.ema.update([p.detach() for p in self.params])
+            self.ema.update([p.detach() for p in self.params], cfg.ema_decays(self.step))
         else:
             self._skipped += 1
         self.step += 1
@@ -348,7 +347,7 @@ class Trainer:
     def _log(self, seconds: float, steps: int) -> dict[str, Any]:
         record: dict[str, Any] = {"step": self.step}
         record.update(self.metrics.reduce_and_reset(self.ctx))
-        record["lr"] = annealed_lr(self.config.lr, max(self.step - 1, 0), self.config.lr_anneal_steps)
+        record["lr"] = self.config.lr_at(max(self.step - 1, 0))
         record["samples_per_sec"] = steps * self.config.batch_size / seconds if seconds > 0 else math.nan
         record["skipped_steps"] = self._skipped
         record["time"] = time.time()

@@ -31,7 +31,9 @@ from properties.marshal import RecordingModel, impl_diffusion, reference_tables,
 from testing.tolerances import ReferenceOp
 
 IMPL_ONLY = frozenset({"model"})
-REFERENCE_ONLY = frozenset({"model_mean_type", "model_var_type", "loss_type"})
+REFERENCE_ONLY = frozenset(
+    {"model_mean_type", "model_var_type", "loss_type", "loss_weighting", "min_snr_gamma", "vlb_weight"}
+)
 
 
 def impl_values(case: sp.StepCase, dtype: torch.dtype, device: torch.device) -> dict[str, Any]:
@@ -51,6 +53,9 @@ def reference_values(case: sp.StepCase, dtype_name: str, perturb: Perturb) -> di
         "model_mean_type": spec.mean_type,
         "model_var_type": spec.var_type,
         "loss_type": spec.loss_type,
+        "loss_weighting": spec.loss_weighting,
+        "min_snr_gamma": spec.min_snr_gamma,
+        "vlb_weight": spec.vlb_weight,
     }
 
 

@@ -100,7 +100,10 @@ def _losses_magnitude(case: sp.StepCase, dtype_name: str) -> Outputs:
     x_t = q_sample(tab, x["x_start"], t, x["noise"])
     terms = mag.vb_terms(tab, x["model_output"], x["x_start"], x_t, t, spec.mean_type, spec.var_type, False)
     factor = {"RESCALED_KL": spec.num_timesteps, "RESCALED_MSE": spec.num_timesteps / 1000.0}
-    return {"vb": terms * factor.get(spec.loss_type, 1.0), "loss": terms * factor.get(spec.loss_type, 1.0)}
+    scale = factor.get(spec.loss_type, 1.0)
+    if spec.vlb_weight is not None:  # λ·T replaces the loss type's factor [S44]
+        scale = spec.vlb_weight * spec.num_timesteps
+    return {"vb": terms * scale, "loss": terms * scale}
 
 
 def _prior_magnitude(case: sp.StepCase, dtype_name: str) -> Outputs:
@@ -136,7 +139,7 @@ ENTRIES: tuple[Entry, ...] = (
         impl_args=("model", "x_start", "t"),
         impl_keywords=("noise",),
         reference_args=("model_output", "x_start", "t", "noise"),
-        reference_keywords=(*MODEL_TYPES, "loss_type"),
+        reference_keywords=(*MODEL_TYPES, "loss_type", "loss_weighting", "min_snr_gamma", "vlb_weight"),
         outputs=None,
         op=BOUND,
         covers=(GD.training_losses, impl_objectives.training_losses),

@@ -30,6 +30,8 @@ class Oracle(enum.Enum):
     CANCELLING_CLOSED_FORM = "cancelling_closed_form"
     DDIM_SIGMA_IDENTITY = "ddim_sigma_identity"
     PERFECT_MODEL_KL = "perfect_model_kl"
+    VELOCITY_ROUND_TRIP = "velocity_round_trip"
+    VELOCITY_VS_EPS_MODEL = "velocity_vs_eps_model"
 
 
 ORACLE: dict[Oracle, Tolerance] = {
@@ -165,5 +167,20 @@ ORACLE: dict[Oracle, Tolerance] = {
         "amplified by 1/√ᾱ ≤ 1e3); the KL is δ²/(2β̃)/ln 2 ≤ (1e-11)²/(2·1e-5) ≈ 5e-18 bits/dim.  "
         "atol 1e-12 is a loose bound on rounding of a quantity that is exactly 0 in real "
         "arithmetic.",
+    ),
+    Oracle.VELOCITY_ROUND_TRIP: Tolerance(
+        rtol=0.0,
+        atol=1e-13,
+        reason="[S40]/[S41] applied to x_t = q_sample(x_0, ε): two products and a sum per side, coefficients "
+        "√ᾱ, √(1 − ᾱ) <= 1, values |x_0| <= 1, |ε| <= 5, |x_t| + |v| <= ~10: a few ulps (2.2e-16) of 10 "
+        "per formula, two formulas chained: < 1e-14; 1e-13 leaves a factor of ~10",
+    ),
+    Oracle.VELOCITY_VS_EPS_MODEL: Tolerance(
+        rtol=1e-11,
+        atol=1e-11,
+        reason="a v-model built from an ε-model (v̂ = √ᾱ ε̂ − √(1 − ᾱ) x̂_0(ε̂)) against the ε-model itself: "
+        "x̂_0 = (x_t − √(1 − ᾱ) ε̂)/√ᾱ divides by √ᾱ_T, which is 0.016 for the T = 50 cosine schedule "
+        "(amplification ~60 of a few ulps of |x_t| + |ε̂| <= ~10, then the √ᾱ-weighted recombination): "
+        "< 1e-12; 1e-11 leaves a factor of ~10",
     ),
 }
