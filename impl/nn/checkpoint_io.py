@@ -5,13 +5,13 @@
 - :func:`infer_unet_config` reads the architecture off the parameter names and shapes.
 - :func:`load_checkpoint` builds (or takes) a model and loads the weights strictly; a mismatch raises a
   :class:`CheckpointMismatchError` that names the flags that probably differ.
-- :func:`save_checkpoint` writes a state dict atomically (temp file + ``os.replace``).
+- :func:`save_checkpoint` writes a state dict with :func:`impl.atomic.atomic_write`.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from impl.atomic import atomic_write
 from impl.nn.unet import UNetModel
 
 __all__ = [
     "NESTED_STATE_DICT_KEYS",
     "CheckpointMismatchError",
+    "CheckpointReadError",
     "diagnose_mismatch",
     "infer_unet_config",
     "load_checkpoint",
@@ -84,13 +86,7 @@ def read_state_dict(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    obj: Any
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        obj = load_file(str(path), device=str(map_location))
-    else:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+    obj: Any = _read_file(path, map_location)
     if key is not None:
         if not isinstance(obj, Mapping) or key not in obj:
             found = sorted(obj) if isinstance(obj, Mapping) else type(obj).__name__
@@ -112,6 +108,58 @@ def read_state_dict(
     return _strip_prefixes({str(k): v for k, v in obj.items()})
 
 
+class CheckpointReadError(ValueError):
+    """A state-dict file that cannot be read: not a checkpoint, truncated, or refused as unsafe."""
+
+
+_UNPICKLER_BOILERPLATE = (
+    "weights only load failed",
+    "weights_only",
+    "check the documentation of torch.load",
+    "please file an issue",
+)
+
+
+def _unpickler_reason(message: str) -> str:
+    """The reason in a ``torch.load(weights_only=True)`` refusal, without torch's advice to retry with
+    ``weights_only=False`` (which would run the file's code: iddpm never offers it)."""
+    kept: list[str] = []
+    for line in message.splitlines():
+        text = line.split("WeightsUnpickler error:", 1)[-1].strip()
+        if text and not any(b in text.lower() for b in _UNPICKLER_BOILERPLATE):
+            kept.append(text)
+    return " ".join(kept) or "it holds objects other than tensors and plain containers"
+
+
+def _read_file(path: Path, map_location: str | torch.device) -> Any:
+    """``load_file`` of a ``.safetensors`` file, else ``torch.load(weights_only=True)``; every failure is
+    a one-line :class:`CheckpointReadError` saying what was refused and why."""
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device=str(map_location))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointReadError(
+                f"checkpoint {path} is not a readable .safetensors file: {exc}"
+            ) from None
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointReadError(
+            f"checkpoint {path} was refused: {_unpickler_reason(str(exc))}; iddpm reads only tensors and "
+            "plain containers from .pt files and never runs code from one (if you trust the file, convert "
+            "it to .safetensors with the code that wrote it)"
+        ) from None
+    except (EOFError, KeyError, IndexError, RuntimeError, ValueError, OSError, AttributeError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "empty or truncated"
+        raise CheckpointReadError(
+            f"checkpoint {path} is not a PyTorch checkpoint (neither a torch.save zip file nor a pickle "
+            f"it can read: {type(exc).__name__}: {detail})"
+        ) from None
+
+
 def save_checkpoint(
     state: nn.Module | Mapping[str, torch.Tensor],
     path: str | os.PathLike[str],
@@ -120,28 +168,21 @@ def save_checkpoint(
 ) -> Path:
     """Write a (model's) state dict to ``path`` atomically: ``.safetensors`` by suffix, else ``torch.save``.
 
-    The file appears complete or not at all (temp file in the same folder, then ``os.replace``).
+    The file appears complete or not at all (:func:`impl.atomic.atomic_write`).
     ``metadata`` (strings) goes into the safetensors header; it is not allowed for ``.pt``.
     """
     path = Path(path)
     tensors = state.state_dict() if isinstance(state, nn.Module) else dict(state)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save
 
-            save_file(tensors, tmp_name, metadata=dict(metadata) if metadata is not None else None)
-        else:
-            if metadata is not None:
-                raise ValueError("metadata is only supported for .safetensors files")
-            torch.save(tensors, tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+        atomic_write(path, save(tensors, metadata=dict(metadata) if metadata is not None else None))
+    else:
+        if metadata is not None:
+            raise ValueError("metadata is only supported for .safetensors files")
+        atomic_write(path, lambda handle: torch.save(tensors, handle))
     return path
 
 

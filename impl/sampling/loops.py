@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from impl.diffusion.schedule import compute_dtype
+from impl.diffusion.steps import check_eta
 
 if TYPE_CHECKING:
     from impl.diffusion.gaussian_diffusion import GaussianDiffusion
@@ -178,6 +179,7 @@ def ddim_sample_loop_progressive(
     step_runner: StepRunner | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield `ddim_sample` outputs for t = T−1 … 0 (η = 0: deterministic given x_T)."""
+    check_eta(eta)
     dev = resolve_device(model, device, noise, generator)
     x = initial_noise(shape, noise, dev, generator)
     zeros: torch.Tensor | None = None

@@ -63,6 +63,9 @@ class TrainConfig:
     ``compile=True``.
     ``recompute_norms`` reruns the U-Net's GroupNorm → scale-shift → SiLU → dropout segments in the
     backward pass instead of storing them (same values, less activation memory; ``impl.nn.recompute``).
+    ``max_nonfinite_steps``: with fp16 loss scaling, the number of consecutive skipped (non-finite) steps
+    tolerated before the run is stopped as diverged; without loss scaling the first non-finite loss or
+    gradient stops it (``impl.train.divergence``).
     ``model_flags`` holds the model_and_diffusion flags the model was built with.
     """
 
@@ -97,6 +100,7 @@ class TrainConfig:
     recompute_norms: bool = False
     allow_tf32: bool = False
     cudnn_benchmark: bool = False
+    max_nonfinite_steps: int = 50
     model_flags: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -145,6 +149,7 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0: off / only at the end), got {getattr(self, name)}")
         _positive_int("keep_checkpoints", self.keep_checkpoints)
+        _positive_int("max_nonfinite_steps", self.max_nonfinite_steps)
         check_optimizer_impl(self.optimizer_impl)
         for name in ("channels_last", "allow_tf32", "cudnn_benchmark"):
             if not isinstance(getattr(self, name), bool):
