@@ -199,8 +199,9 @@ def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
 
 
 def _prune(root: Path, keep: int, protect: Path) -> None:
-    """Remove all but the newest ``keep`` complete checkpoints (never ``protect``) and stale partial
-    folders; each goes to a hidden name first, so a half-removed folder is never read as a checkpoint."""
+    """Remove all but the newest ``keep`` complete checkpoints (never ``protect``), stale partial folders
+    and temporaries; each folder goes to a hidden name first, so a half-removed one is never read as a
+    checkpoint."""
     complete = list_checkpoints(root)
     for _, path in complete[: max(len(complete) - keep, 0)]:
         if path != protect:
@@ -210,6 +211,8 @@ def _prune(root: Path, keep: int, protect: Path) -> None:
     for child in root.iterdir():
         if child.name.startswith(".step_") and (".tmp-" in child.name or ".del-" in child.name):
             shutil.rmtree(child, ignore_errors=True)
+        elif child.name.startswith(".") and child.name.endswith(".tmp") and child.is_file():
+            child.unlink(missing_ok=True)  # an atomic_write temporary (latest.json) left by a kill
 
 
 def find_checkpoint_dir(path: Path) -> Path:
