@@ -144,6 +144,13 @@ def _read_file(path: Path, map_location: str | torch.device) -> Any:
             raise CheckpointReadError(
                 f"checkpoint {path} is not a readable .safetensors file: {exc}"
             ) from None
+    with path.open("rb") as handle:
+        head = handle.read(2)
+    if not (head == b"PK" or head[:1] == b"\x80"):  # a torch.save zip archive, or a pickle (protocol >= 2)
+        raise CheckpointReadError(
+            f"checkpoint {path} is not a PyTorch checkpoint: it is neither a torch.save zip archive nor "
+            f"a pickle (it starts with {head!r})"
+        )
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

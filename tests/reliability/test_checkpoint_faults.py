@@ -183,7 +183,9 @@ def test_a_corrupt_latest_checkpoint_names_the_previous_one(tmp_path: Path) -> N
     ("where", "value"),
     [("model_flags.image_size", "abc"), ("model_flags.learn_sigma", 1), ("lr", "fast"), ("max_steps", 2.5)],
 )
-def test_a_wrongly_typed_state_json_value_is_a_checkpoint_error(tmp_path: Path, where: str, value: object) -> None:
+def test_a_wrongly_typed_state_json_value_is_a_checkpoint_error(
+    tmp_path: Path, where: str, value: object
+) -> None:
     """Item 10: ``image_size: "abc"`` names the file and the field instead of a TypeError later."""
     folder = save_training_checkpoint(tmp_path, checkpoint(1, 1.0))
     meta = json.loads((folder / "state.json").read_text())
