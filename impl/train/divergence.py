@@ -72,5 +72,5 @@ class DivergenceGuard:
         )
         raise DivergenceError(
             f"training diverged: {reason}; nothing was saved after it and {where} "
-            "(lower --lr, or keep --grad_clip above 0, and train again or resume from it)"
+            "(train a new run with a lower --lr, or with --grad_clip above 0)"
         )

@@ -9,6 +9,7 @@ run and must find the checkpoint that was the latest before the save, or the new
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -99,7 +100,7 @@ def kill_at_every_operation(
     for k in range(1, 200):
         run_dir = tmp_path / f"k{k}"
         shutil.copytree(template, run_dir)
-        code = run_killed_at(k, lambda: save_training_checkpoint(run_dir, new, keep=keep))
+        code = run_killed_at(k, functools.partial(save_training_checkpoint, run_dir, new, keep=keep))
         assert code in (KILLED, DONE), f"the save failed (exit {code}) instead of being killed at {k}"
         found = version_of(run_dir)
         if code == DONE:

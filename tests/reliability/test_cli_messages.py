@@ -152,9 +152,9 @@ def test_a_negative_eta_is_refused_on_the_cli_and_in_the_api(
 
     x = torch.zeros(2, 1, 4, 4)
     for eta in (-0.5, float("nan")):
-        with pytest.raises(ValueError, match="^eta must be a finite number >= 0"):
+        with pytest.raises(ValueError, match=r"^eta must be a finite number >= 0"):
             diffusion.ddim_sample_loop(model, (2, 1, 4, 4), eta=eta)
-        with pytest.raises(ValueError, match="^eta must be"):
+        with pytest.raises(ValueError, match=r"^eta must be"):
             diffusion.ddim_sample(model, x, torch.tensor([3, 3]), eta=eta)
 
 

@@ -71,7 +71,7 @@ def test_fp32_stops_before_saving_or_pruning_a_nan_state(tmp_path: Path) -> None
 def test_a_non_finite_loss_is_caught_at_the_next_log_without_a_save(tmp_path: Path) -> None:
     trainer = toy_trainer(tmp_path, save_interval=0, log_interval=3)
     poison(trainer, {1}, float("inf"))
-    with pytest.raises(DivergenceError, match="update to step 2.*no checkpoint of this run was saved"):
+    with pytest.raises(DivergenceError, match=r"update to step 2.*no checkpoint of this run was saved"):
         trainer.run()
     assert trainer.step == 3  # stopped at the first log after it, not at max_steps
     assert not (tmp_path / "checkpoints").exists()
@@ -80,7 +80,7 @@ def test_a_non_finite_loss_is_caught_at_the_next_log_without_a_save(tmp_path: Pa
 def test_fp16_stops_after_more_than_max_nonfinite_steps_skipped_in_a_row(tmp_path: Path) -> None:
     trainer = toy_trainer(tmp_path, precision="fp16", log_interval=1, save_interval=0, max_nonfinite_steps=3)
     poison(trainer, {3, 4, 5, 6, 7, 8}, float("inf"))
-    with pytest.raises(DivergenceError, match="more than --max_nonfinite_steps 3 .*update to step 7"):
+    with pytest.raises(DivergenceError, match=r"more than --max_nonfinite_steps 3 .*update to step 7"):
         trainer.run()
     assert not (tmp_path / "checkpoints").exists()
 
