@@ -199,11 +199,15 @@ def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
 
 
 def _prune(root: Path, keep: int, protect: Path) -> None:
-    """Remove all but the newest ``keep`` complete checkpoints (never ``protect``), stale partial folders
-    and temporaries; each folder goes to a hidden name first, so a half-removed one is never read as a
+    """Remove earlier saves of ``protect``'s step, all but the newest ``keep`` other complete checkpoints
+    (never ``protect``), stale partial folders and temporaries; each folder goes to a hidden name first, so a half-removed one is never read as a
     checkpoint."""
     complete = list_checkpoints(root)
-    for _, path in complete[: max(len(complete) - keep, 0)]:
+    step = next(s for s, path in complete if path == protect)
+    # earlier saves of the protected step are superseded by it (a run resumed from an earlier checkpoint)
+    superseded = [path for s, path in complete if s == step and path != protect]
+    others = [path for _, path in complete if path not in superseded]
+    for path in superseded + others[: max(len(others) - keep, 0)]:
         if path != protect:
             doomed = root / f".{path.name}.del-{os.getpid()}"
             os.replace(path, doomed)

@@ -199,3 +199,18 @@ def test_a_wrongly_typed_state_json_value_is_a_checkpoint_error(
     (folder / "state.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=rf"state.json.*{name} must be"):
         load_training_checkpoint(tmp_path)
+
+
+def test_a_resave_of_a_step_supersedes_the_earlier_save_and_keeps_the_older_steps(tmp_path: Path) -> None:
+    """Resumed from step 1 while a (corrupt) step 2 exists: the new step 2 replaces it, step 1 stays."""
+    save_training_checkpoint(tmp_path, checkpoint(1, 1.0), keep=2)
+    old = save_training_checkpoint(tmp_path, checkpoint(2, 2.0), keep=2)
+    (old / "model.safetensors").write_bytes(b"\0")
+    new = save_training_checkpoint(tmp_path, checkpoint(2, 5.0), keep=2)
+    assert new.name == "step_0000002.2"
+    assert [p.name for _, p in list_checkpoints(tmp_path / "checkpoints")] == [
+        "step_0000001",
+        "step_0000002.2",
+    ]
+    assert version_of(tmp_path) == (2, 5.0)
+    assert version_of(tmp_path / "checkpoints" / "step_0000001") == (1, 1.0)
