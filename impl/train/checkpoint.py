@@ -200,8 +200,8 @@ def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
 
 def _prune(root: Path, keep: int, protect: Path) -> None:
     """Remove earlier saves of ``protect``'s step, all but the newest ``keep`` other complete checkpoints
-    (never ``protect``), stale partial folders and temporaries; each folder goes to a hidden name first, so a half-removed one is never read as a
-    checkpoint."""
+    (never ``protect``), stale partial folders and temporaries; each folder goes to a hidden name first,
+    so a half-removed one is never read as a checkpoint."""
     complete = list_checkpoints(root)
     step = next(s for s, path in complete if path == protect)
     # earlier saves of the protected step are superseded by it (a run resumed from an earlier checkpoint)

@@ -22,7 +22,7 @@ from impl.train.checkpoint import (
     load_training_checkpoint,
 )
 from impl.train.config import TrainConfig
-from impl.train.distributed import DistContext, init_from_env, shutdown
+from impl.train.distributed import DistContext, barrier, init_from_env, shutdown
 from impl.train.errors import CheckpointError, TrainError
 from impl.train.flags import build_diffusion, build_model_and_diffusion, resolve_data_flags
 from impl.train.signals import StopFlag
@@ -253,6 +253,7 @@ def _train(
     )
     if ckpt is not None:
         trainer.load(ckpt)
+    barrier(ctx)  # every rank has checked the run directory before rank 0 writes into it
     if ctx.is_main:
         if overwrite and fresh_dir and run_dir.is_dir():
             clear_run_dir(run_dir)
