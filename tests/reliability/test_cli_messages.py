@@ -270,3 +270,21 @@ def test_a_timestep_outside_0_T_is_a_value_error_naming_t_and_the_range(bad: int
     for call in calls:
         with pytest.raises(ValueError, match=r"^t must lie in \[0, 10\) .*from -?\d+ to \d+"):
             call()
+
+
+def test_sample_refuses_a_latest_json_pointing_into_another_run(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 13: such a pointer made ``sample`` load another run's weights and write into its samples/."""
+    import shutil
+
+    victim, other = tmp_path / "victim", tmp_path / "other"
+    shutil.copytree(trained_run, victim)
+    shutil.copytree(trained_run, other)
+    pointer = {"step": 1, "dir": "../../other/checkpoints/step_0000001"}
+    (victim / "checkpoints" / "latest.json").write_text(json.dumps(pointer))
+    line = one_error_line(
+        main(["sample", "--checkpoint", str(victim), "--progress", "False"]), capsys.readouterr().err
+    )
+    assert "not a checkpoint folder inside" in line
+    assert not (victim / "samples").exists() and not (other / "samples").exists()

@@ -220,3 +220,21 @@ def test_every_file_of_a_run_honours_the_umask(tmp_path: Path, umask_027: None) 
     assert {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in files} == {
         p.relative_to(tmp_path).as_posix(): 0o640 for p in files
     }
+
+
+def test_a_corrupt_latest_checkpoint_names_the_explicit_resume_of_the_previous_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 18, through the CLI: the message says how to resume the previous checkpoint, and that works."""
+    run = tmp_path / "run"
+    assert (
+        main(tiny_train(str(run), "--max_steps", "4", "--save_interval", "2", "--num_grid_samples", "0")) == 0
+    )
+    capsys.readouterr()
+    (run / "checkpoints" / "step_0000004" / "ema_0.9999.safetensors").write_bytes(b"\0" * 64)
+    before = snapshot(run)
+    previous = run / "checkpoints" / "step_0000002"
+    refused(main(resume(run, "--max_steps", "6")), capsys.readouterr().err, "corrupt", f"--resume {previous}")
+    assert snapshot(run) == before
+    assert main(resume(previous)) == 0  # the explicit resume trains on to the run's max_steps
+    assert load_training_checkpoint(run).step == 4
