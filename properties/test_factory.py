@@ -22,7 +22,7 @@ from impl.diffusion.respacing import SpacedDiffusion
 def test_loss_type_mapping(use_kl: bool, rescale_learned_sigmas: bool, expected: str) -> None:
     """use_kl → RESCALED_KL; else rescale_learned_sigmas → RESCALED_MSE; else MSE."""
     diffusion = impl.create_gaussian_diffusion(
-        steps=20, use_kl=use_kl, rescale_learned_sigmas=rescale_learned_sigmas
+        steps=21, use_kl=use_kl, rescale_learned_sigmas=rescale_learned_sigmas
     )
     assert diffusion.loss_type is impl.LossType[expected]
 
@@ -30,7 +30,7 @@ def test_loss_type_mapping(use_kl: bool, rescale_learned_sigmas: bool, expected:
 @pytest.mark.parametrize("learn_sigma, sigma_small", list(itertools.product([False, True], repeat=2)))
 def test_variance_type_mapping(learn_sigma: bool, sigma_small: bool) -> None:
     """learn_sigma → LEARNED_RANGE; else sigma_small → FIXED_SMALL; else FIXED_LARGE."""
-    diffusion = impl.create_gaussian_diffusion(steps=20, learn_sigma=learn_sigma, sigma_small=sigma_small)
+    diffusion = impl.create_gaussian_diffusion(steps=21, learn_sigma=learn_sigma, sigma_small=sigma_small)
     expected = "LEARNED_RANGE" if learn_sigma else ("FIXED_SMALL" if sigma_small else "FIXED_LARGE")
     assert diffusion.model_var_type is impl.ModelVarType[expected]
 
@@ -38,7 +38,7 @@ def test_variance_type_mapping(learn_sigma: bool, sigma_small: bool) -> None:
 @pytest.mark.parametrize("predict_xstart, expected", [(True, "START_X"), (False, "EPSILON")])
 def test_mean_type_mapping(predict_xstart: bool, expected: str) -> None:
     """predict_xstart → START_X else EPSILON."""
-    diffusion = impl.create_gaussian_diffusion(steps=20, predict_xstart=predict_xstart)
+    diffusion = impl.create_gaussian_diffusion(steps=21, predict_xstart=predict_xstart)
     assert diffusion.model_mean_type is impl.ModelMeanType[expected]
 
 
@@ -63,13 +63,15 @@ def test_respacing_and_schedule() -> None:
 
 
 def test_bad_names_raise_value_errors() -> None:
-    """Unknown schedule names and linear schedules with T < 20 are rejected with a clear ValueError."""
+    """Unknown schedule names and linear schedules with T <= 20 are rejected with a clear ValueError."""
     with pytest.raises(ValueError, match="schedule_name"):
         impl.get_named_beta_schedule("quadratic", 20)
     with pytest.raises(ValueError, match="noise_schedule"):
         impl.create_gaussian_diffusion(steps=20, noise_schedule="quadratic")
     with pytest.raises(ValueError, match="num_diffusion_timesteps"):
         impl.create_gaussian_diffusion(steps=10)
+    with pytest.raises(ValueError, match="T >= 21"):
+        impl.create_gaussian_diffusion(steps=20)
 
 
 def test_enum_names_match_the_reference_strings() -> None:

@@ -15,20 +15,22 @@ from reference._validate import FloatArray, as_float64, check_choice, check_posi
 SCHEDULE_NAMES: tuple[str, ...] = ("linear", "cosine")
 COSINE_OFFSET = 0.008
 MAX_BETA = 0.999
-LINEAR_MIN_T = 20
+# The last linear beta is 20/T: T = 20 gives β = 1, so ᾱ_{T-1} = 0 and L_vb and samples are NaN; the
+# smallest T whose last beta is below 1 is 21.
+LINEAR_MIN_T = 21
 
 
 def linear_beta_schedule(T: int) -> FloatArray:
     """β = linspace(scale·1e-4, scale·0.02, T) with scale = 1000/T [S1].
 
-    The last beta is 20/T, so T < 20 would give β > 1 and is rejected.  At T = 20 the last beta is exactly
-    1 (ᾱ_{T-1} = 0), which the SPEC allows.
+    The last beta is 20/T: T < 20 gives β > 1, and T = 20 gives β = 1, so ᾱ_{T-1} = 0 and the prior term,
+    L_vb and every sample are NaN.  Both are rejected: T must be at least ``LINEAR_MIN_T`` = 21.
     """
     T = check_positive_int(T, "T")
     if T < LINEAR_MIN_T:
         raise ValueError(
             f"T: the linear schedule needs T >= {LINEAR_MIN_T} "
-            f"(its last beta is 20/T = {20 / T:.3g} > 1), got {T}"
+            f"(its last beta is 20/T = {20 / T:.3g}, which must be below 1), got {T}"
         )
     scale = 1000.0 / T
     return np.linspace(scale * 1e-4, scale * 0.02, T, dtype=np.float64)

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 
 from impl.commands import PROG
 
-__all__ = ["EXIT_USAGE", "PROG", "normalize_flag_spelling"]
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "PROG", "normalize_flag_spelling"]
 
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # a refusal: bad flags, paths or checkpoints; nothing was written
+EXIT_FAILURE = 1  # the work failed: the run diverged, or the operating system refused a write
 
 
 def _bool(value: str | bool) -> bool:

@@ -134,6 +134,13 @@ def _add_train_parser(sub: Any) -> None:
     _add_bool(g, "allow_tf32", d.allow_tf32, "CUDA only: TF32 for float32 matmuls and convolutions")
     _add_bool(g, "cudnn_benchmark", d.cudnn_benchmark, "CUDA only: cuDNN autotuning of convolutions")
     g.add_argument(
+        "--max_nonfinite_steps",
+        type=int,
+        default=d.max_nonfinite_steps,
+        help="fp16: consecutive skipped (non-finite) steps before the run stops as diverged",
+    )
+    _add_bool(g, "overwrite", False, "start a new run in a non-empty --out_dir, deleting the old run's files")
+    g.add_argument(
         "--resume",
         "--resume_checkpoint",
         dest="resume",
@@ -141,7 +148,8 @@ def _add_train_parser(sub: Any) -> None:
         const="auto",
         default=None,
         metavar="PATH",
-        help="continue a run (PATH: run dir or checkpoint; bare: --out_dir)",
+        help="continue a run (PATH: run dir or checkpoint; bare: --out_dir); with --out_dir NEW it "
+        "continues into NEW and leaves PATH untouched",
     )
 
 
@@ -198,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     n_speed = _add_model_source(n)
     n.add_argument("--data", default="digits:held_out")
     n.add_argument("--num_samples", type=int, default=0, help="images to evaluate; 0: all")
+    _add_bool(
+        n,
+        "resize",
+        False,
+        "convert data of another size or channel count to the model's (recorded in the JSON)",
+    )
     n_speed.add_argument(
         "--timestep_batch",
         type=int,

@@ -48,13 +48,16 @@ def check_choice(flag: str, value: str, allowed: Sequence[str]) -> None:
 
 
 def check_output_folder(output: str) -> None:
+    """``--output`` must name a file (not a folder) in a folder that exists; checked before the work."""
+    if output and Path(output).is_dir():
+        raise ValueError(f"--output {output!r} is a folder; give a file name in it")
     if output and not Path(output).parent.is_dir():
         raise FileNotFoundError(f"output folder {str(Path(output).parent)!r} does not exist")
 
 
 def emit(result: dict[str, Any], output: str) -> None:
-    from impl.evaluate import write_json_atomic
+    from impl.atomic import write_json
 
     if output:
-        write_json_atomic(output, result)
+        write_json(output, result)
     print(json.dumps(result, indent=2, sort_keys=True))

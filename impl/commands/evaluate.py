@@ -13,6 +13,8 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     from impl.evaluate import digits_sample_quality
 
     path = Path(args.samples)
+    if path.is_dir():
+        raise ValueError(f"samples {args.samples!r} is a folder; give the .npz file that sample wrote")
     if not path.is_file():
         raise FileNotFoundError(f"samples file {args.samples!r} does not exist")
     common.check_output_folder(args.output)

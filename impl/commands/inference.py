@@ -18,9 +18,14 @@ from impl.runtime.compile import check_sampling_compile_backend
 from impl.runtime.precision import AutocastModel, PrecisionPolicy, check_precision
 from impl.runtime.seeding import derive_seed, seeded_generator
 from impl.sampling.compiled import CompiledStepRunner
-from impl.train.checkpoint import STATE_FILENAME, find_checkpoint_dir, read_state_json
+from impl.train.checkpoint import (
+    STATE_FILENAME,
+    earlier_checkpoint_hint,
+    find_checkpoint_dir,
+    read_state_json,
+)
 from impl.train.config import ema_rate_name, parse_ema_rates
-from impl.train.errors import CheckpointError
+from impl.train.errors import CheckpointError, exception_line
 
 # Flags a sampling/evaluation command may set differently from the training run.
 INFERENCE_OVERRIDABLE = frozenset({"timestep_respacing", "use_checkpoint", "dropout"})
@@ -85,7 +90,7 @@ def load_for_inference(
     try:
         model = load_checkpoint(path, **model_flags)
     except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, SafetensorError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {checkpoint!r}: {_first_line(exc)}") from None
+        raise CheckpointError(f"cannot read checkpoint {checkpoint!r}: {exception_line(exc)}") from None
     return LoadedModel(model.to(device).eval(), build_diffusion(flags), flags, path, None)
 
 
@@ -106,16 +111,14 @@ def _load_state(model: nn.Module, weights: Path) -> None:
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint file {str(weights)!r} is missing") from None
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint file {str(weights)!r} is corrupt: {_first_line(exc)}") from None
+        hint = earlier_checkpoint_hint(weights.parent)
+        raise CheckpointError(
+            f"checkpoint file {str(weights)!r} is corrupt: {exception_line(exc)}{hint}"
+        ) from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{str(weights)!r} does not match the model: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        raise CheckpointError(f"{str(weights)!r} does not match the model: {exception_line(exc)}") from None
 
 
 def inference_model(

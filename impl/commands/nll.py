@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 from impl.commands import common
 
@@ -11,7 +13,6 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     import torch
 
     from impl.commands.inference import inference_model
-    from impl.data import load_data
     from impl.evaluate import nll_bound
     from impl.runtime.precision import PRECISIONS
     from impl.runtime.seeding import seeded_generator
@@ -28,11 +29,8 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     loaded = common.load(args, explicit)
     flags = loaded.flags
     class_cond = bool(flags.get("class_cond"))
-    dataset = load_data(
-        args.data,
-        image_size=int(flags["image_size"]),
-        class_cond=class_cond,
-        channels=int(flags["in_channels"]),
+    dataset, conversion = model_sized_data(
+        args.data, int(flags["image_size"]), int(flags["in_channels"]), class_cond, bool(args.resize)
     )
     device: torch.device = common.device(args.device)
     model = inference_model(
@@ -54,5 +52,40 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     result["config"].update(precision=args.precision, channels_last=bool(args.channels_last))
     result["checkpoint"] = str(loaded.weights)
     result["data"] = args.data
+    result["data_conversion"] = conversion
     common.emit(result, args.output)
     return 0
+
+
+def model_sized_data(
+    data: str, image_size: int, channels: int, class_cond: bool, resize: bool
+) -> tuple[Any, dict[str, Any] | None]:
+    """The data set at the model's size and channel count, and what was converted (None: nothing).
+
+    Data of another size or channel count (and an image folder, whose files have sizes of their own) is
+    converted only with ``resize``; without it a ValueError names ``--resize``, since the bound of
+    converted images is not the bound of the data.
+    """
+    from impl.data import load_data
+
+    target = [image_size, image_size, channels]
+    if Path(data).is_dir():
+        if not resize:
+            raise ValueError(
+                f"--data {data!r} is an image folder: its images are centre-cropped and resized to the "
+                f"model's {image_size}x{image_size}x{channels} only with --resize (recorded in the JSON)"
+            )
+        dataset = load_data(data, image_size=image_size, class_cond=class_cond, channels=channels)
+        return dataset, {"from": "image folder", "to": target}
+    dataset = load_data(data, class_cond=class_cond)
+    stored = [dataset.image_size, dataset.image_size, dataset.channels]
+    if stored == target:
+        return dataset, None
+    if not resize:
+        raise ValueError(
+            f"--data {data!r} holds {stored[0]}x{stored[1]}x{stored[2]} images but the model takes "
+            f"{image_size}x{image_size}x{channels}: pass --resize to centre-crop, resize and convert them "
+            "(recorded in the JSON), or give data of the model's size"
+        )
+    dataset = load_data(data, image_size=image_size, class_cond=class_cond, channels=channels)
+    return dataset, {"from": stored, "to": target}

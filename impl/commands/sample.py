@@ -12,6 +12,7 @@ from impl.commands import common
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
     from impl.commands.inference import generate_samples
     from impl.data import save_image_grid, save_npz_atomic
+    from impl.diffusion.steps import check_eta
     from impl.runtime.compile import SAMPLING_COMPILE_BACKENDS
     from impl.runtime.precision import PRECISIONS
 
@@ -19,10 +20,28 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         raise ValueError("--num_samples and --batch_size must be positive integers")
     common.check_choice("precision", args.precision, PRECISIONS)
     common.check_choice("compile_backend", args.compile_backend, SAMPLING_COMPILE_BACKENDS)
+    try:
+        check_eta(args.eta)
+    except ValueError:
+        raise ValueError(
+            f"--eta must be a finite number >= 0 (0: deterministic DDIM), got {args.eta}"
+        ) from None
+    if args.class_label < -1:
+        raise ValueError(
+            f"--class_label must be -1 (random classes) or a class index >= 0, got {args.class_label}"
+        )
+    for flag, value in (("output", args.output), ("grid", args.grid)):
+        if value and Path(value).is_dir():
+            raise ValueError(f"--{flag} {value!r} is a folder; give a file name in it")
     loaded = common.load(args, explicit)
     flags = loaded.flags
     size, channels = int(flags["image_size"]), int(flags["in_channels"])
     num_classes = int(flags["num_classes"]) if flags.get("class_cond") else None
+    if args.class_label >= 0 and num_classes is None:
+        raise ValueError(
+            f"--class_label {args.class_label} needs a class-conditional model; {args.checkpoint!r} is "
+            "unconditional (class_cond False): drop --class_label"
+        )
     suffix = f"_{flags['timestep_respacing']}" if flags.get("timestep_respacing") else ""
     suffix += "_ddim" if args.use_ddim and "ddim" not in suffix else ""
     default_dir = loaded.run_dir / "samples" if loaded.run_dir is not None else Path.cwd()

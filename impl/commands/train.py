@@ -46,6 +46,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         resume=args.resume,
         explicit=(explicit & fields),
         explicit_model=(explicit & model_names),
+        overwrite=bool(args.overwrite),
     )
     if result.checkpoint is not None:
         run_dir = result.checkpoint.parent.parent
@@ -56,8 +57,10 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
                 file=sys.stderr,
             )
         else:
+            done = result.step if result.steps_this_run is None else result.steps_this_run
+            total = "" if done == result.step else f" (step {result.step} in total)"
             print(
-                f"{PROG}: trained {result.step} steps; run directory {run_dir} "
+                f"{PROG}: trained {done} steps{total}; run directory {run_dir} "
                 f"(checkpoints/, samples/, log.jsonl)",
                 file=sys.stderr,
             )

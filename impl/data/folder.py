@@ -49,6 +49,10 @@ def read_image_file(path: Path, channels: int, image_size: int) -> NDArray[np.ui
     try:
         with Image.open(path) as opened:
             converted = opened.convert("L" if channels == 1 else "RGB")
+    except Image.DecompressionBombError as err:
+        raise ValueError(
+            f"data: image file {str(path)!r} is refused as a decompression bomb ({err}); remove or shrink it"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise ValueError(f"data: cannot read image file {str(path)!r}: {err}") from err
     arr = np.asarray(converted, dtype=np.uint8)

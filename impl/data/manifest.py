@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from impl.data.writers import atomic_write
+from impl.atomic import atomic_write
 
 __all__ = ["MANIFEST_NAME", "FileEntry", "Manifest", "file_entry", "read_manifest", "verify_files"]
 
@@ -44,8 +44,7 @@ class Manifest:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
     def write(self, folder: Path) -> None:
-        with atomic_write(folder / MANIFEST_NAME) as handle:
-            handle.write(self.to_json().encode())
+        atomic_write(folder / MANIFEST_NAME, self.to_json().encode())
 
     @property
     def has_labels(self) -> bool:

@@ -1,46 +1,22 @@
-"""Atomic writers for images: ``.npz`` sample files and PNG grids.
+"""Image writers: ``.npz`` sample files and PNG grids, both through :func:`impl.atomic.atomic_write`.
 
-Atomic means: the bytes go to a temporary file in the destination's folder, are flushed and fsynced, and the
-temporary file is then renamed over the destination with ``os.replace``.  A reader never sees a half-written
-file, and a failed write leaves any previous file untouched.
+A reader never sees a half-written file, and a failed write leaves any previous file untouched.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import IO
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from impl.atomic import atomic_write
 from impl.data.images import check_images
 
-__all__ = ["atomic_write", "image_grid", "save_image_grid", "save_npz_atomic"]
-
-
-@contextmanager
-def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
-    """Yield a binary file that replaces ``path`` atomically when the ``with`` block ends without error."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise ValueError(f"path {str(target)!r}: its folder {str(target.parent)!r} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+__all__ = ["image_grid", "save_image_grid", "save_npz_atomic"]
 
 
 def save_npz_atomic(
@@ -58,11 +34,14 @@ def save_npz_atomic(
                 f"got dtype {labels.dtype}, shape {labels.shape}"
             )
         label_array = labels.astype(np.int64)
-    with atomic_write(path) as handle:
+
+    def write(handle: IO[bytes]) -> None:
         if label_array is None:
             np.savez(handle, arr_0=images)
         else:
             np.savez(handle, arr_0=images, arr_1=label_array)
+
+    atomic_write(path, write)
 
 
 def image_grid(images: NDArray[np.uint8], nrow: int | None = None, *, padding: int = 2) -> NDArray[np.uint8]:
@@ -101,5 +80,4 @@ def save_image_grid(
         picture = Image.fromarray(grid[:, :, 0], mode="L")
     else:
         picture = Image.fromarray(grid, mode="RGB")
-    with atomic_write(path) as handle:
-        picture.save(handle, format="PNG")
+    atomic_write(path, lambda handle: picture.save(handle, format="PNG"))

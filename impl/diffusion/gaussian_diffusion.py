@@ -104,6 +104,7 @@ class GaussianDiffusion(SamplingLoopMethods):
             raise ValueError(f"t must have shape ({x.shape[0]},) to match x, got {tuple(t.shape)}")
         if t.is_floating_point():
             raise ValueError("t must be an integer tensor of timesteps in [0, num_timesteps)")
+        process.check_timesteps(t, self.num_timesteps)
         return t.to(device=x.device, dtype=torch.long)
 
     def _scale_timesteps(self, t: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -248,6 +249,7 @@ class GaussianDiffusion(SamplingLoopMethods):
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
         """One DDIM step x_t → x_{t−1} with stochasticity η [S30]: keys sample, pred_xstart."""
+        steps.check_eta(eta)
         t = self._check_t(t, x)
         out = self.p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
         if cond_fn is not None:

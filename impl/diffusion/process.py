@@ -14,6 +14,7 @@ from impl.diffusion.schedule import TorchTables
 from impl.diffusion.types import DenoisedFn
 
 __all__ = [
+    "check_timesteps",
     "gather",
     "is_learned",
     "model_variance",
@@ -31,8 +32,30 @@ __all__ = [
 ]
 
 
+def check_timesteps(t: torch.Tensor, num_timesteps: int) -> None:
+    """ValueError naming ``t`` and the range [0, T) when an entry of ``t`` lies outside it.
+
+    Reading ``t``'s values is free only where they already are on the host, so the check runs for CPU
+    tensors; for a tensor on an accelerator it would force a host sync per call, so it runs there only in
+    PyTorch's debug mode (``torch.autograd.set_detect_anomaly(True)``).  Inside ``torch.compile`` tracing
+    it is skipped (the eager call checks the same values).
+    """
+    if torch.compiler.is_compiling() or t.numel() == 0:
+        return
+    if t.device.type != "cpu" and not torch.is_anomaly_enabled():
+        return
+    low, high = int(t.min()), int(t.max())
+    if low < 0 or high >= num_timesteps:
+        raise ValueError(
+            f"t must lie in [0, {num_timesteps}) (T = {num_timesteps} timesteps); "
+            f"got values from {low} to {high}"
+        )
+
+
 def gather(table: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
-    """table[t] reshaped to (B, 1, ..., 1) with `ndim` axes, for broadcasting against (B, ...)."""
+    """table[t] reshaped to (B, 1, ..., 1) with `ndim` axes, for broadcasting against (B, ...); a ``t``
+    outside [0, T) is a ValueError (:func:`check_timesteps`)."""
+    check_timesteps(t, table.shape[0])
     values = table.index_select(0, t.to(device=table.device, dtype=torch.long).reshape(-1))
     return values.reshape(values.shape[0], *([1] * (ndim - 1)))
 

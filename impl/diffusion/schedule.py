@@ -38,13 +38,17 @@ Float64Array = NDArray[np.float64]
 
 SCHEDULE_NAMES = ("linear", "cosine")
 
+# The last linear beta is 20/T; at T = 20 it is 1 (ᾱ_{T-1} = 0: L_vb and samples NaN), so T >= 21 [S1].
+LINEAR_MIN_T = 21
+
 
 def linear_beta_schedule(num_diffusion_timesteps: int) -> Float64Array:
-    """β = linspace(s·1e-4, s·0.02, T) with s = 1000/T [S1]; T < 20 would give β_T > 1 and is rejected."""
-    if num_diffusion_timesteps < 20:
+    """β = linspace(s·1e-4, s·0.02, T) with s = 1000/T [S1]; T <= 20 gives β_T >= 1 and is rejected."""
+    if num_diffusion_timesteps < LINEAR_MIN_T:
         raise ValueError(
-            f"num_diffusion_timesteps={num_diffusion_timesteps}: the linear schedule needs T >= 20 "
-            "(its last beta is 20/T, which must not exceed 1); use the cosine schedule for fewer steps"
+            f"num_diffusion_timesteps={num_diffusion_timesteps}: the linear schedule needs T >= "
+            f"{LINEAR_MIN_T} (its last beta is 20/T, which must be below 1); use the cosine schedule "
+            "for fewer steps"
         )
     scale = 1000.0 / num_diffusion_timesteps
     return np.linspace(scale * 0.0001, scale * 0.02, num_diffusion_timesteps, dtype=np.float64)

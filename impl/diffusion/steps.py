@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from impl.diffusion.process import (
@@ -16,6 +18,7 @@ from impl.diffusion.process import (
 from impl.diffusion.schedule import TorchTables
 
 __all__ = [
+    "check_eta",
     "condition_mean",
     "condition_score",
     "ddim_reverse_step",
@@ -35,6 +38,14 @@ def p_sample_step(out: dict[str, torch.Tensor], t: torch.Tensor, noise: torch.Te
     mean = out["mean"]
     mask = nonzero_mask(t, mean.ndim, mean.dtype)
     return mean + mask * torch.exp(0.5 * out["log_variance"]) * noise
+
+
+def check_eta(eta: float) -> float:
+    """``eta`` as a float if it is a finite number >= 0 (η of DDIM [S30]: 0 deterministic, 1 DDPM-like
+    noise), else a ValueError naming ``eta``; a negative η would flip the sign of the noise term."""
+    if isinstance(eta, bool) or not isinstance(eta, int | float) or not math.isfinite(eta) or eta < 0:
+        raise ValueError(f"eta must be a finite number >= 0 (0: deterministic DDIM), got {eta!r}")
+    return float(eta)
 
 
 def ddim_sigma(tab: TorchTables, t: torch.Tensor, ndim: int, eta: float) -> torch.Tensor:

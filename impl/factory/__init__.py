@@ -30,6 +30,7 @@ from impl.factory.run_flags import (
     TRAIN_MODEL_OVERRIDES,
     build_diffusion,
     build_model_and_diffusion,
+    check_value_types,
     resolve_data_flags,
     train_model_defaults,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "args_to_dict",
     "build_diffusion",
     "build_model_and_diffusion",
+    "check_value_types",
     "create_gaussian_diffusion",
     "create_model",
     "create_model_and_diffusion",

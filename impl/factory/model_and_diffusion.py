@@ -145,11 +145,14 @@ def _parse_number(text: str) -> float:
 
 
 def parse_attention_resolutions(
-    attention_resolutions: str | Iterable[int], image_size: int
+    attention_resolutions: str | Iterable[int], image_size: int, num_levels: int | None = None
 ) -> tuple[int, ...]:
     """Resolutions (``"16,8"``) to downsample factors ``image_size // res``, as the original does.
 
-    An empty string means no attention blocks outside the middle block.
+    An empty string means no attention blocks outside the middle block.  With ``num_levels`` (the length
+    of the channel multipliers) every resolution must be one the network has, ``image_size / 2^k`` for
+    k < ``num_levels``; any other value (3 at 8 px, 16 at 8 px) is a ValueError listing the allowed ones,
+    since it would silently put attention elsewhere or nowhere.
     """
     if isinstance(attention_resolutions, str):
         parts = [p.strip() for p in attention_resolutions.split(",") if p.strip()]
@@ -164,6 +167,15 @@ def parse_attention_resolutions(
         resolutions = [int(r) for r in attention_resolutions]
     if any(r < 1 for r in resolutions):
         raise ValueError(f"attention_resolutions must be positive integers, got {resolutions}")
+    if num_levels is not None:
+        allowed = [image_size // 2**k for k in range(num_levels) if image_size % 2**k == 0]
+        wrong = [r for r in resolutions if r not in allowed]
+        if wrong:
+            raise ValueError(
+                f"attention_resolutions {wrong} are not resolutions of the network at image_size "
+                f"{image_size} with {num_levels} levels; allowed: {', '.join(map(str, allowed))} "
+                "(or '' for attention only in the middle block)"
+            )
     return tuple(image_size // r for r in resolutions)
 
 
@@ -195,7 +207,7 @@ def create_model(
     if in_channels < 1:
         raise ValueError(f"in_channels must be a positive integer, got {in_channels}")
     mult = parse_channel_mult(channel_mult, image_size)
-    attention_ds = parse_attention_resolutions(attention_resolutions, image_size)
+    attention_ds = parse_attention_resolutions(attention_resolutions, image_size, len(mult))
     classes = (num_classes if num_classes is not None else NUM_CLASSES) if class_cond else None
     return UNetModel(
         in_channels=in_channels,

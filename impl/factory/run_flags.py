@@ -76,6 +76,28 @@ def resolve_data_flags(flags: dict[str, Any], channels: int, num_classes: int | 
     return out
 
 
+def check_value_types(values: dict[str, Any], defaults: dict[str, Any], where: str) -> None:
+    """Raise ValueError when a value of ``values`` has another type than the default of its name (a bool
+    for a bool, an int for an int, a number for a float, a string for a string; None where the default is
+    None goes unchecked).  ``where`` names the source (a file) in the message."""
+    for name, value in values.items():
+        if name not in defaults or defaults[name] is None:
+            continue
+        default = defaults[name]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise ValueError(
+                f"{where}: {name} must be {type(default).__name__} like {default!r}, got {value!r}"
+            )
+
+
 def build_model_and_diffusion(flags: dict[str, Any]) -> tuple[nn.Module, SpacedDiffusion]:
     """``create_model_and_diffusion`` on exactly the model_and_diffusion flags in ``flags``."""
     known = model_and_diffusion_defaults()

@@ -9,6 +9,7 @@ from impl.nn.attention import (
 )
 from impl.nn.checkpoint_io import (
     CheckpointMismatchError,
+    CheckpointReadError,
     diagnose_mismatch,
     infer_unet_config,
     load_state_strictly,
@@ -25,6 +26,7 @@ __all__ = [
     "AttentionBackend",
     "AttentionBlock",
     "CheckpointMismatchError",
+    "CheckpointReadError",
     "Downsample",
     "GroupNorm32",
     "ResBlock",

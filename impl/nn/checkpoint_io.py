@@ -6,13 +6,12 @@
 - :func:`load_state_strictly` loads the weights into a model strictly; a mismatch raises a
   :class:`CheckpointMismatchError` that names the flags that probably differ.  (Building the model from
   flags first is :func:`impl.factory.load_checkpoint`: the network layer knows no flags factory.)
-- :func:`save_checkpoint` writes a state dict atomically (temp file + ``os.replace``).
+- :func:`save_checkpoint` writes a state dict with :func:`impl.atomic.atomic_write`.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from impl.atomic import atomic_write
+from impl.nn.checkpoint_files import CheckpointReadError, read_checkpoint_file
 from impl.nn.unet import UNetModel
 
 __all__ = [
     "NESTED_STATE_DICT_KEYS",
     "CheckpointMismatchError",
+    "CheckpointReadError",
     "diagnose_mismatch",
     "infer_unet_config",
     "load_state_strictly",
@@ -68,13 +70,7 @@ def read_state_dict(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    obj: Any
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        obj = load_file(str(path), device=str(map_location))
-    else:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+    obj: Any = read_checkpoint_file(path, map_location)
     if key is not None:
         if not isinstance(obj, Mapping) or key not in obj:
             found = sorted(obj) if isinstance(obj, Mapping) else type(obj).__name__
@@ -104,28 +100,21 @@ def save_checkpoint(
 ) -> Path:
     """Write a (model's) state dict to ``path`` atomically: ``.safetensors`` by suffix, else ``torch.save``.
 
-    The file appears complete or not at all (temp file in the same folder, then ``os.replace``).
+    The file appears complete or not at all (:func:`impl.atomic.atomic_write`).
     ``metadata`` (strings) goes into the safetensors header; it is not allowed for ``.pt``.
     """
     path = Path(path)
     tensors = state.state_dict() if isinstance(state, nn.Module) else dict(state)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save
 
-            save_file(tensors, tmp_name, metadata=dict(metadata) if metadata is not None else None)
-        else:
-            if metadata is not None:
-                raise ValueError("metadata is only supported for .safetensors files")
-            torch.save(tensors, tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+        atomic_write(path, save(tensors, metadata=dict(metadata) if metadata is not None else None))
+    else:
+        if metadata is not None:
+            raise ValueError("metadata is only supported for .safetensors files")
+        atomic_write(path, lambda handle: torch.save(tensors, handle))
     return path
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import torch
 
 from impl.diffusion.schedule import compute_dtype
+from impl.diffusion.steps import check_eta
 from impl.diffusion.types import DEFAULT_OPTIONS, Model, ReverseProcess, SamplingOptions, StepRunner
 
 __all__ = [
@@ -125,6 +126,7 @@ def ddim_sample_loop_progressive(
     step_runner: StepRunner | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield `ddim_sample` outputs for t = T−1 … 0 (η = 0: deterministic given x_T)."""
+    check_eta(options.eta)
     dev = resolve_device(model, device, noise, options.generator)
     x = initial_noise(shape, noise, dev, options.generator)
     zeros: torch.Tensor | None = None

@@ -62,6 +62,9 @@ class TrainConfig:
     backward pass instead of storing them (same values, less activation memory; ``impl.nn.recompute``).
     ``data_loader`` ("auto": by size; "memory"; "stream") and ``num_workers`` (DataLoader workers decoding
     ahead of the trainer) choose how the data is read (docs/data.md).
+    ``max_nonfinite_steps``: with fp16 loss scaling, the number of consecutive skipped (non-finite) steps
+    tolerated before the run is stopped as diverged; without loss scaling the first non-finite loss or
+    gradient stops it (``impl.train.divergence``).
     ``model_flags`` holds the model_and_diffusion flags the model was built with.
     """
 
@@ -104,6 +107,7 @@ class TrainConfig:
     cudnn_benchmark: bool = False
     data_loader: str = "auto"
     num_workers: int = 0
+    max_nonfinite_steps: int = 50
     model_flags: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -160,6 +164,7 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0: off / only at the end), got {getattr(self, name)}")
         _positive_int("keep_checkpoints", self.keep_checkpoints)
+        _positive_int("max_nonfinite_steps", self.max_nonfinite_steps)
         check_optimizer_impl(self.optimizer_impl)
         _one_of("data_loader", self.data_loader, DATA_LOADERS)
         if (

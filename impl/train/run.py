@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -9,19 +11,20 @@ from typing import Any
 
 import torch
 
+from impl.atomic import write_json
 from impl.factory import build_diffusion, build_model_and_diffusion, resolve_data_flags
 from impl.runtime.seeding import STREAM_INIT, derive_seed
-from impl.train.atomic import atomic_write_json
 from impl.train.batches import BatchSource, InMemoryData
 from impl.train.checkpoint import (
     CHECKPOINT_DIRNAME,
+    TrainingCheckpoint,
     find_checkpoint_dir,
     list_checkpoints,
     load_training_checkpoint,
 )
 from impl.train.config import TrainConfig
-from impl.train.distributed import DistContext, init_from_env, shutdown
-from impl.train.errors import TrainError
+from impl.train.distributed import DistContext, barrier, init_from_env, shutdown
+from impl.train.errors import CheckpointError, TrainError
 from impl.train.signals import StopFlag
 from impl.train.trainer import Trainer, TrainResult
 
@@ -51,6 +54,7 @@ RESUME_OVERRIDABLE = frozenset(
         "cudnn_benchmark",
         "data_loader",
         "num_workers",
+        "max_nonfinite_steps",
     }
 )
 
@@ -88,46 +92,137 @@ def merge_resumed_config(
     return replace(saved, **changes)
 
 
+def check_resume_steps(step: int, saved: TrainConfig, config: TrainConfig, explicit: set[str]) -> None:
+    """A resumed run must have steps left to train and must not silently train at learning rate 0.
+
+    Refused: ``max_steps`` at or below the checkpoint's step, and ``--max_steps`` raised past the run's LR
+    horizon (``lr_anneal_steps``, where the linear decay reaches 0) without ``--lr_anneal_steps``.
+    """
+    if config.max_steps < step:
+        raise TrainError(
+            f"--max_steps {config.max_steps} is below the checkpoint's step {step}; a resumed run trains "
+            f"on from step {step}: pass --max_steps above {step}"
+        )
+    if config.max_steps == step:
+        raise TrainError(
+            f"the checkpoint is at step {step} = max_steps: nothing is left to train; pass --max_steps "
+            f"above {step} to train further"
+        )
+    horizon = config.lr_anneal_steps
+    extended = "max_steps" in explicit and config.max_steps > saved.max_steps
+    decays = config.lr_schedule != "constant"
+    if extended and decays and 0 < horizon < config.max_steps and "lr_anneal_steps" not in explicit:
+        raise TrainError(
+            f"--max_steps {config.max_steps} goes past the run's LR horizon lr_anneal_steps {horizon} "
+            f"(the learning rate is 0 from step {horizon} on); pass --lr_anneal_steps {config.max_steps} "
+            f"to stretch the decay to the new end, or --lr_anneal_steps {horizon} to keep it"
+        )
+
+
+RUN_FILES = ("checkpoints", "samples", "tensorboard", "log.jsonl", "config.json")
+"""What a run writes into its directory; ``--overwrite`` removes exactly these."""
+
+
+def check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """``--out_dir`` of a new run: a folder that is absent or empty (any content needs ``--overwrite``),
+    whose nearest existing parent is writable.  Refuses before anything is written."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainError(f"--out_dir {str(run_dir)!r} is a file, not a folder; choose a folder path")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
+        held = (
+            "already holds a checkpoint" if list_checkpoints(run_dir / CHECKPOINT_DIRNAME) else "is not empty"
+        )
+        raise TrainError(
+            f"--out_dir {str(run_dir)!r} {held}; pass --resume {run_dir} to continue its run, "
+            "--overwrite to start a new run in it (deleting the old run's files), or choose another --out_dir"
+        )
+    existing = run_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TrainError(f"--out_dir {str(run_dir)!r} cannot be written ({str(existing)!r} is read-only)")
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Delete the files of an earlier run in ``run_dir`` (:data:`RUN_FILES`), each renamed away first."""
+    for name in RUN_FILES:
+        path = run_dir / name
+        if path.is_dir():
+            doomed = run_dir / f".{name}.del-{os.getpid()}"
+            os.replace(path, doomed)
+            shutil.rmtree(doomed)
+        elif path.exists():
+            path.unlink()
+
+
 def train_command(
     config: TrainConfig,
     *,
     resume: str | None = None,
     explicit: set[str] | None = None,
     explicit_model: set[str] | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
-    """Run ``iddpm train`` until max_steps, or until SIGINT/SIGTERM stopped it (after saving)."""
+    """Run ``iddpm train`` until max_steps, or until SIGINT/SIGTERM stopped it (after saving).
+
+    ``resume`` continues a run (into ``config.out_dir`` when it is given and differs, the source run then
+    left untouched); ``overwrite`` lets a new run replace the files of an earlier one in ``out_dir``.
+    Everything is validated and loaded before the first file is written.
+    """
     ctx = init_from_env(config.device)
     try:
-        return _train(ctx, config, resume, explicit or set(), explicit_model or set())
+        return _train(ctx, config, resume, explicit or set(), explicit_model or set(), overwrite)
     finally:
         shutdown()
 
 
-def _train(
-    ctx: DistContext, config: TrainConfig, resume: str | None, explicit: set[str], explicit_model: set[str]
-) -> TrainResult:
-    ckpt = None
-    if resume is not None:
-        source = Path(resume if resume != "auto" else (config.out_dir or ""))
-        if resume == "auto" and not config.out_dir:
-            raise TrainError("--resume without a path needs --out_dir (the run directory to continue)")
-        ckpt_dir = find_checkpoint_dir(source)
-        ckpt = load_training_checkpoint(ckpt_dir)
+def _resumed_config(
+    config: TrainConfig, resume: str, explicit: set[str], explicit_model: set[str], overwrite: bool
+) -> tuple[TrainConfig, TrainingCheckpoint, Path, bool]:
+    """The merged config, the loaded checkpoint, the run directory to write and whether it is new."""
+    if resume == "auto" and not config.out_dir:
+        raise TrainError("--resume without a path needs --out_dir (the run directory to continue)")
+    source = Path(resume if resume != "auto" else config.out_dir)
+    ckpt_dir = find_checkpoint_dir(source)
+    ckpt = load_training_checkpoint(ckpt_dir)
+    try:
         saved = TrainConfig.from_dict(ckpt.config)
-        config = merge_resumed_config(saved, config, explicit, explicit_model)
-        run_dir = ckpt_dir.parent.parent
-        config = replace(config, out_dir=str(run_dir))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{str(ckpt_dir / 'state.json')!r}: {exc}") from None
+    merged = merge_resumed_config(saved, config, explicit, explicit_model)
+    check_resume_steps(ckpt.step, saved, merged, explicit)
+    source_run = ckpt_dir.parent.parent
+    into_new = resume != "auto" and "out_dir" in explicit and bool(config.out_dir)
+    into_new = into_new and Path(config.out_dir).resolve() != source_run.resolve()
+    if into_new:
+        check_new_run_dir(Path(config.out_dir), overwrite)
+    elif overwrite:
+        raise TrainError(f"--overwrite would delete the run being resumed ({str(source_run)!r}); drop it")
+    run_dir = Path(config.out_dir) if into_new else source_run
+    return replace(merged, out_dir=str(run_dir)), ckpt, run_dir, into_new
+
+
+def _train(
+    ctx: DistContext,
+    config: TrainConfig,
+    resume: str | None,
+    explicit: set[str],
+    explicit_model: set[str],
+    overwrite: bool,
+) -> TrainResult:
+    ckpt: TrainingCheckpoint | None = None
+    fresh_dir = True
+    if resume is not None:
+        config, ckpt, run_dir, fresh_dir = _resumed_config(
+            config, resume, explicit, explicit_model, overwrite
+        )
     else:
         if not config.out_dir:
             if ctx.is_distributed:
                 raise TrainError("a multi-process run needs an explicit --out_dir")
             config = replace(config, out_dir=str(default_run_dir(config.data)))
         run_dir = Path(config.out_dir)
-        if list_checkpoints(run_dir / CHECKPOINT_DIRNAME):
-            raise TrainError(
-                f"{str(run_dir)!r} already holds a checkpoint; pass --resume {run_dir} to continue it "
-                "or choose another --out_dir"
-            )
+        check_new_run_dir(run_dir, overwrite)
     config.validate(ctx.world_size)
 
     from impl.diffusion import create_named_schedule_sampler
@@ -140,15 +235,12 @@ def _train(
     model, diffusion = build_model_and_diffusion(flags)
     grid_diffusion = build_diffusion(flags, config.grid_respacing) if _respaces(config, flags) else None
     sampler = create_named_schedule_sampler(config.schedule_sampler, diffusion)
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "config.json", config.to_dict())
     trainer = Trainer(
         model=model,
         diffusion=diffusion,
         data=data,
         config=config,
-        run_dir=run_dir,
+        run_dir=None,  # attached below, once the checkpoint has loaded: a failed load writes nothing
         ctx=ctx,
         schedule_sampler=sampler,
         grid_diffusion=grid_diffusion,
@@ -157,9 +249,19 @@ def _train(
     )
     if ckpt is not None:
         trainer.load(ckpt)
+    barrier(ctx)  # every rank has checked the run directory before rank 0 writes into it
+    if ctx.is_main:
+        if overwrite and fresh_dir and run_dir.is_dir():
+            clear_run_dir(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", config.to_dict())
+    trainer.attach_run_dir(run_dir)
+    start = trainer.step
     with StopFlag() as stop:
         trainer.should_stop = lambda: stop.requested
-        return trainer.run()
+        result = trainer.run()
+    result.steps_this_run = result.step - start
+    return result
 
 
 def _open_data(

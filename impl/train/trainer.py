@@ -37,8 +37,9 @@ from impl.train.checkpoint import (
 )
 from impl.train.config import TrainConfig
 from impl.train.distributed import DistContext, all_gather_cat, all_reduce_sum_, barrier
+from impl.train.divergence import DivergenceGuard
 from impl.train.ema import EMA
-from impl.train.errors import CheckpointError
+from impl.train.errors import CheckpointError, exception_line
 from impl.train.metrics import MetricAccumulator, RunLogger
 from impl.train.optimizer import build_adamw, match_state_layout
 from impl.train.timestep_sampling import (
@@ -110,6 +111,7 @@ class TrainResult:
     stopped_early: bool
     last_log: dict[str, Any] = field(default_factory=dict)
     checkpoint: Path | None = None
+    steps_this_run: int | None = None  # steps trained by this invocation (a resumed run starts later)
 
 
 class Trainer:
@@ -193,6 +195,18 @@ class Trainer:
         self._step_gen = torch.Generator(device=self.device)
         self.last_log: dict[str, Any] = {}
         self._skipped = 0
+        self.guard = DivergenceGuard(
+            self.device,
+            loss_scaling=self.policy.scaler is not None,
+            max_nonfinite_steps=config.max_nonfinite_steps,
+        )
+        # The newest checkpoint this trainer saved or was loaded from (named when training diverges).
+        self.last_checkpoint: Path | None = None
+
+    def attach_run_dir(self, run_dir: Path) -> None:
+        """Write checkpoints, grids and ``log.jsonl`` to ``run_dir`` from now on."""
+        self.run_dir = run_dir
+        self.logger = RunLogger(run_dir, enabled=self.ctx.is_main)
 
     # ------------------------------------------------------------------ one step
     def _model_kwargs(self, labels: torch.Tensor | None) -> dict[str, Any]:
@@ -277,6 +291,7 @@ class Trainer:
         if cfg.grad_clip > 0 and grads:
             torch.nn.utils.clip_grads_with_norm_(self.params, cfg.grad_clip, norm)
         self.metrics.add_grad_norm(norm)
+        self.guard.record_grad_norm(norm, step)
         if scaler is not None:
             scale_before = scaler.get_scale()
             scaler.step(self.optimizer)
@@ -289,6 +304,7 @@ class Trainer:
             self.ema.update([p.detach() for p in self.params], cfg.ema_decays(self.step))
         else:
             self._skipped += 1
+        self.guard.record_update(not stepped, step)
         self.step += 1
 
     # ------------------------------------------------------------------ the loop
@@ -319,6 +335,7 @@ class Trainer:
                     now = time.perf_counter()
                     record = self._log(now - window_start, self.step - window_step)
                     window_start, window_step = now, self.step
+                    self.guard.check(self.last_checkpoint)
                     if progress is not None:
                         progress.set_postfix(
                             loss=f"{record['loss']:.4f}", samples_s=f"{record['samples_per_sec']:.0f}"
@@ -371,11 +388,14 @@ class Trainer:
         )
 
     def save(self) -> Path | None:
-        """Rank 0 writes ``<run_dir>/checkpoints/step_N`` atomically; every rank waits for it."""
+        """Rank 0 writes ``<run_dir>/checkpoints/step_N`` atomically; every rank waits for it.  A diverged
+        state is never saved (nor anything pruned for it): :class:`DivergenceError` instead."""
+        self.guard.check(self.last_checkpoint)
         path: Path | None = None
         if self.run_dir is not None and self.ctx.is_main:
             keep = self.config.keep_checkpoints
             path = save_training_checkpoint(self.run_dir, self.checkpoint_state(), keep=keep)
+            self.last_checkpoint = path
         barrier(self.ctx)
         return path
 
@@ -384,7 +404,7 @@ class Trainer:
         try:
             self.model.load_state_dict({k: v.to(self.device) for k, v in ckpt.model.items()}, strict=True)
         except RuntimeError as exc:
-            raise CheckpointError(f"checkpoint does not match the model: {_first_line(exc)}") from None
+            raise CheckpointError(f"checkpoint does not match the model: {exception_line(exc)}") from None
         for rate in self.ema.rates:
             if rate not in ckpt.emas:
                 raise CheckpointError(
@@ -399,7 +419,7 @@ class Trainer:
                 self.optimizer.load_state_dict(ckpt.optimizer)
                 match_state_layout(self.optimizer)
             except (ValueError, KeyError, RuntimeError) as exc:
-                reason = _first_line(exc)
+                reason = exception_line(exc)
                 raise CheckpointError(f"optimizer state does not match the model: {reason}") from None
         try:
             load_sampler_state(self.schedule_sampler, ckpt.sampler)
@@ -409,6 +429,7 @@ class Trainer:
             self.policy.scaler.load_state_dict(ckpt.scaler)
         restore_rng_state(ckpt.rng)
         self.step = ckpt.step
+        self.last_checkpoint = ckpt.path
 
     # ------------------------------------------------------------------ sample grids
     @torch.no_grad()
@@ -447,11 +468,6 @@ class Trainer:
 
 def _scaler_state(scaler: torch.amp.GradScaler) -> dict[str, Any]:
     return {k: (float(v) if isinstance(v, float) else v) for k, v in scaler.state_dict().items()}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _progress_bar(cfg: TrainConfig, initial: int) -> Any:

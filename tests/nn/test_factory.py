@@ -113,6 +113,7 @@ def test_create_model_maps_flags_to_the_network() -> None:
 
 def test_create_model_and_diffusion_returns_the_pair() -> None:
     flags = {**model_and_diffusion_defaults(), "image_size": 8, "num_channels": 32, "channel_mult": "1,2"}
+    flags["attention_resolutions"] = "8"  # the default "16,8" names a 16 px level an 8 px net lacks
     flags.update(num_res_blocks=1, learn_sigma=True, diffusion_steps=50, timestep_respacing="10")
     model, diffusion = create_model_and_diffusion(**flags)
     assert model.out_channels == 6

@@ -25,7 +25,16 @@ FLAG_CASES: list[tuple[dict[str, Any], tuple[int, int]]] = [
         (16, 16),
     ),
     ({"image_size": 8, "channel_mult": "1", "attention_resolutions": ""}, (8, 8)),
-    ({"image_size": 12, "channel_mult": "1,2,1", "in_channels": 1, "learn_sigma": True}, (12, 12)),
+    (  # attention at 12 px (downsample factor 1): what the default "16,8" used to build here
+        {
+            "image_size": 12,
+            "channel_mult": "1,2,1",
+            "attention_resolutions": "12",
+            "in_channels": 1,
+            "learn_sigma": True,
+        },
+        (12, 12),
+    ),
     ({"image_size": 16, "channel_mult": "1,1.5", "num_channels": 64, "attention_resolutions": "16"}, (16, 8)),
 ]
 

@@ -16,6 +16,7 @@ from reference import (
     get_named_beta_schedule,
     linear_beta_schedule,
 )
+from reference.schedule import LINEAR_MIN_T
 from testing.assertions import assert_close
 from testing.tolerances import Oracle, tolerance
 
@@ -36,10 +37,18 @@ def test_linear_schedule_endpoints_by_hand() -> None:
     assert_close(steps, steps[0], tol=REASSOCIATED)
 
 
-def test_linear_schedule_at_smallest_allowed_T_ends_at_one() -> None:
-    betas = linear_beta_schedule(20)
-    assert_close(betas[-1], 1.0, tol=REASSOCIATED)
-    assert np.all(betas <= 1.0)
+def test_linear_schedule_at_smallest_allowed_T_ends_below_one() -> None:
+    assert LINEAR_MIN_T == 21
+    betas = linear_beta_schedule(21)
+    assert_close(betas[-1], 20.0 / 21.0, tol=REASSOCIATED)
+    assert np.all(betas < 1.0)
+    assert diffusion_tables(betas).alphas_cumprod[-1] > 0.0
+
+
+def test_linear_rejects_T_20_where_the_last_beta_is_one() -> None:
+    """At T = 20 the last beta is 20/20 = 1, so ᾱ_{T-1} = 0 and L_vb is NaN: rejected, naming T >= 21."""
+    with pytest.raises(ValueError, match=r"^T: the linear schedule needs T >= 21"):
+        linear_beta_schedule(20)
 
 
 def test_cosine_alpha_bar_matches_formula_and_vectorises() -> None:
@@ -139,9 +148,9 @@ def test_unknown_schedule_name_is_rejected_with_the_allowed_names(name: str) -> 
         get_named_beta_schedule(name, 100)
 
 
-@pytest.mark.parametrize("T", [1, 5, 19])
-def test_linear_rejects_T_below_20(T: int) -> None:
-    with pytest.raises(ValueError, match=r"^T: .*T >= 20"):
+@pytest.mark.parametrize("T", [1, 5, 19, 20])
+def test_linear_rejects_T_up_to_20(T: int) -> None:
+    with pytest.raises(ValueError, match=r"^T: .*T >= 21"):
         get_named_beta_schedule("linear", T)
 
 
