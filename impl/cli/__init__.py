@@ -1,4 +1,4 @@
-"""``iddpm train | sample | nll | evaluate``: parse flags, call the library, report errors as one line.
+"""``iddpm train | sample | nll | evaluate | stats``: parse flags, call the library, report errors as one line.
 
 Flag names are those of the original scripts (``--image_size``, ``--num_channels``, ``--use_ddim``, …);
 ``--image-size`` style spellings are accepted too.  Bad flags, missing paths and corrupt or mismatched
@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "sample": "impl.commands.sample",
     "nll": "impl.commands.nll",
     "evaluate": "impl.commands.evaluate",
+    "stats": "impl.commands.stats",
 }
 
 
