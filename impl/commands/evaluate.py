@@ -68,7 +68,9 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     if args.reference:
         size = int(images.shape[1]) if Path(args.reference).is_dir() else None  # folders need a size
         reference, source = reference_statistics(args.reference, extractor, image_size=size)
-        print(f"{PROG} evaluate: reference statistics {source} ({reference.num_images} images)", file=sys.stderr)
+        print(
+            f"{PROG} evaluate: reference statistics {source} ({reference.num_images} images)", file=sys.stderr
+        )
     report = sample_quality_report(
         extractor.extract(images), reference, metrics, feature_extractor=extractor.identity
     )

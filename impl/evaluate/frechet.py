@@ -75,7 +75,9 @@ def frechet_distance(
     root1 = (v1 * np.sqrt(w1)) @ v1.T
     inner = root1 @ s2 @ root1
     eigenvalues = np.linalg.eigvalsh((inner + inner.T) / 2.0)
-    if eigenvalues.size and eigenvalues[0] < -NEGATIVE_EIGENVALUE_TOLERANCE * max(1.0, float(eigenvalues[-1])):
+    if eigenvalues.size and eigenvalues[0] < -NEGATIVE_EIGENVALUE_TOLERANCE * max(
+        1.0, float(eigenvalues[-1])
+    ):
         raise ValueError("sigma2 must be positive semi-definite (Σ1^½ Σ2 Σ1^½ has a negative eigenvalue)")
     trace_root = float(np.sum(np.sqrt(np.clip(eigenvalues, 0.0, None))))
     delta = m1 - m2

@@ -116,7 +116,9 @@ def build_inception(state_dict: dict[str, torch.Tensor] | None) -> torch.nn.Modu
             )
     except RuntimeError as exc:
         text = " ".join(str(exc).split())
-        raise ValueError(f"inception weights do not match the inception-v3-compat network: {text[:300]}") from None
+        raise ValueError(
+            f"inception weights do not match the inception-v3-compat network: {text[:300]}"
+        ) from None
     return net
 
 
@@ -226,5 +228,7 @@ class InceptionExtractor:
             bar.close()
             self._spatial.clear()
         return InceptionFeatures(
-            pool=torch.cat(pools).numpy(), logits=torch.cat(logits).numpy(), spatial=torch.cat(spatials).numpy()
+            pool=torch.cat(pools).numpy(),
+            logits=torch.cat(logits).numpy(),
+            spatial=torch.cat(spatials).numpy(),
         )

@@ -107,14 +107,18 @@ def sample_quality_report(
             )
     if "is" in metrics:
         if n < IS_SPLITS:
-            raise ValueError(f"the Inception Score needs at least {IS_SPLITS} samples (one per split); got {n}")
+            raise ValueError(
+                f"the Inception Score needs at least {IS_SPLITS} samples (one per split); got {n}"
+            )
         report["inception_score"], report["inception_score_std"] = inception_score(
             samples.probabilities(), splits=IS_SPLITS
         )
     if reference is not None and "prc" in metrics:
         fewest = min(n, reference.num_images)
         if fewest < PRC_K + 1:
-            raise ValueError(f"precision/recall need at least k + 1 = {PRC_K + 1} images per set; got {fewest}")
+            raise ValueError(
+                f"precision/recall need at least k + 1 = {PRC_K + 1} images per set; got {fewest}"
+            )
         report["precision"], report["recall"] = precision_recall(
             reference.features.astype("float64"), samples.pool, k=PRC_K
         )

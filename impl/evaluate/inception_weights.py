@@ -74,7 +74,10 @@ def download_weights(destination: Path) -> Path:
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
         torch.hub.download_url_to_file(
-            INCEPTION_WEIGHTS_URL, str(destination), hash_prefix=INCEPTION_WEIGHTS_SHA256_PREFIX, progress=True
+            INCEPTION_WEIGHTS_URL,
+            str(destination),
+            hash_prefix=INCEPTION_WEIGHTS_SHA256_PREFIX,
+            progress=True,
         )
     except (OSError, RuntimeError) as exc:  # URLError is an OSError; a hash mismatch is a RuntimeError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
