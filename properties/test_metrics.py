@@ -4,13 +4,7 @@ Cases carry a seed, a shape and a scale; the arrays are expanded with a NumPy ge
 reproducible failures).  The lead folds these into catalogue entries at merge; the tolerances below move
 into ``properties/tolerances.py`` then.
 
-| metric | rtol | atol | error budget |
-|---|---|---|---|
-| statistics [S32] | 1e-12 | 1e-12·s² | mean and covariance of n <= 40 rows of scale s: both sum <= 40 terms of size <= (3s)², summation order differs: <= 40·eps·9s² ~ 8e-14·s²; 10x margin |
-| Fréchet [S33] | 1e-9 | 1e-9·s² | same algorithm (two symmetric eigendecompositions) with BLAS-blocked vs plain products; d <= 8, n >= 3d rows give cond(Σ) <= ~1e3 (Marchenko–Pastur edge ratio ((1+√(1/3))/(1−√(1/3)))² ~ 14 times the scale spread); eigenvalue errors <= d·eps·‖M‖ ~ 2e-15·‖M‖, root amplification <= 1/(2√λ_min) ~ 1e2: ~1e-12 relative; 1e3 margin |
-| Inception Score [S34] | 1e-12 | 0 | exp of a mean of K <= 20-term sums of p·log p: each term within a few ulps, the mean of <= 60 rows within 60·eps; exp keeps relative error: ~1e-14; std of <= 10 such values divides a difference of near-equal numbers, so it is compared with atol 1e-12 instead |
-| precision/recall [S35–S36] | exact | exact | ball membership is a comparison; the impl's ‖a‖²+‖b‖²−2a·b squared distances differ from the explicit differences by <= ~4·d·eps·(‖a‖²+‖b‖²); cases where any pair sits within 1e-9 relative of its ball's radius are discarded with ``assume`` (a tie, not a disagreement), so the counts must agree exactly |
-| KID [S37–S39] | 1e-10 | 1e-10·k̄ | kernel values (x·y/d+1)³ of scale k̄ = max|k|; the unbiased MMD² is a difference of three means of m² <= 400 terms: summation order differs by <= 400·eps·k̄ ~ 1e-13·k̄ per mean; 1e3 margin |
+The tolerances and their error budgets are the ``METRIC_TOLERANCES`` table below.
 """
 
 from __future__ import annotations
@@ -32,11 +26,57 @@ from impl.evaluate import (
     knn_squared_radii,
     precision_recall,
 )
+from properties.tolerances import Tolerance
 
-STATS_RTOL, STATS_ATOL = 1e-12, 1e-12
-FRECHET_RTOL, FRECHET_ATOL = 1e-9, 1e-9
-IS_RTOL, IS_STD_ATOL = 1e-12, 1e-12
-KID_RTOL, KID_ATOL = 1e-10, 1e-10
+# tier "float64", operation -> Tolerance: to be moved into properties/tolerances.py at merge.
+METRIC_TOLERANCES: dict[str, Tolerance] = {
+    "feature_statistics": Tolerance(
+        rtol=1e-12,
+        atol=1e-12,
+        reason="mean and covariance of n <= 40 rows of scale s (atol is scaled by s, s²): both sum <= 40 "
+        "terms of size <= (3s)² in another order: <= 40·eps·9s² ~ 8e-14·s²; a 10x margin",
+    ),
+    "frechet_distance": Tolerance(
+        rtol=1e-9,
+        atol=1e-9,
+        reason="two symmetric eigendecompositions in both (LAPACK vs LAPACK on products blocked "
+        "differently); d <= 8 and n >= 3d rows keep cond(Σ) <= ~1e3; eigenvalue errors <= d·eps·‖M‖ ~ "
+        "2e-15·‖M‖, the root amplifies by <= 1/(2√λ_min) ~ 1e2: ~1e-12 relative (atol scaled by s²); "
+        "1e3 margin",
+    ),
+    "inception_score": Tolerance(
+        rtol=1e-12,
+        atol=1e-12,
+        reason="exp of a mean of K <= 20-term sums of p·log p, <= 60 rows: <= 60·eps relative before exp, "
+        "which keeps relative error: ~1e-14.  The std over <= 10 splits subtracts near-equal numbers, so it "
+        "gets atol 1e-12·IS in addition",
+    ),
+    "precision_recall": Tolerance(
+        rtol=0.0,
+        atol=0.0,
+        reason="ball membership is a comparison; the impl's ‖a‖²+‖b‖²−2a·b squared distances differ from "
+        "explicit differences by <= ~4·d·eps·(‖a‖²+‖b‖²), so cases with a pair within 1e-9 relative of its "
+        "ball's radius are discarded with assume (a tie, not a disagreement); the counts must then agree",
+    ),
+    "knn_squared_radii": Tolerance(
+        rtol=0.0,
+        atol=1e-12,
+        reason="squared radii by the expansion vs squared explicit distances: <= 4·d·eps·max‖f‖² ~ "
+        "7e-15·max‖f‖² for d <= 8 (atol scaled by max‖f‖²); a 100x margin",
+    ),
+    "kernel_inception_distance": Tolerance(
+        rtol=1e-10,
+        atol=1e-10,
+        reason="kernel values (x·y/d+1)³ of scale k̄ = max|k| (atol scaled by k̄); the unbiased MMD² is a "
+        "difference of three means of m² <= 400 terms summed in another order: <= 400·eps·k̄ ~ 1e-13·k̄; "
+        "1e3 margin",
+    ),
+}
+STATS = METRIC_TOLERANCES["feature_statistics"]
+FRECHET = METRIC_TOLERANCES["frechet_distance"]
+IS = METRIC_TOLERANCES["inception_score"]
+RADII = METRIC_TOLERANCES["knn_squared_radii"]
+KID = METRIC_TOLERANCES["kernel_inception_distance"]
 RADIUS_TIE = 1e-9
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -80,8 +120,8 @@ def test_feature_statistics(case: FeatureCase) -> None:
     mu, sigma = gaussian_stats(real)
     mu_ref, sigma_ref = ref.feature_statistics(real)
     s2 = case.scale**2
-    np.testing.assert_allclose(mu, mu_ref, rtol=STATS_RTOL, atol=STATS_ATOL * case.scale)
-    np.testing.assert_allclose(sigma, sigma_ref, rtol=STATS_RTOL, atol=STATS_ATOL * s2)
+    np.testing.assert_allclose(mu, mu_ref, rtol=STATS.rtol, atol=STATS.atol * case.scale)
+    np.testing.assert_allclose(sigma, sigma_ref, rtol=STATS.rtol, atol=STATS.atol * s2)
 
 
 @SETTINGS
@@ -91,7 +131,7 @@ def test_frechet_distance(case: FeatureCase) -> None:
     stats1, stats2 = ref.feature_statistics(real), ref.feature_statistics(fake)
     expected = ref.frechet_distance(*stats1, *stats2)
     actual = frechet_distance(*stats1, *stats2)
-    assert actual == pytest.approx(max(expected, 0.0), rel=FRECHET_RTOL, abs=FRECHET_ATOL * case.scale**2)
+    assert actual == pytest.approx(max(expected, 0.0), rel=FRECHET.rtol, abs=FRECHET.atol * case.scale**2)
 
 
 @st.composite
@@ -114,8 +154,8 @@ def test_inception_score(case: tuple[np.ndarray, int]) -> None:
     probs, splits = case
     mean, std = inception_score(probs, splits=splits)
     mean_ref, std_ref = ref.inception_score(probs, splits=splits)
-    assert mean == pytest.approx(mean_ref, rel=IS_RTOL)
-    assert std == pytest.approx(std_ref, rel=IS_RTOL, abs=IS_STD_ATOL * mean_ref)
+    assert mean == pytest.approx(mean_ref, rel=IS.rtol)
+    assert std == pytest.approx(std_ref, rel=IS.rtol, abs=IS.atol * mean_ref)
 
 
 def _min_relative_margin(manifold: np.ndarray, queries: np.ndarray, k: int) -> float:
@@ -142,8 +182,7 @@ def test_precision_recall(case: FeatureCase, k: int, duplicate: bool) -> None:
 def test_knn_radii(case: FeatureCase, k: int) -> None:
     real, _ = case.arrays()
     expected = ref.knn_radii(real, k)
-    # squared radii from the expansion: |ρ̂² − ρ²| <= 4·d·eps·max‖f‖², i.e. relative 1e-12 of ‖f‖²
-    bound = 1e-12 * float(np.max((real**2).sum(axis=1)))
+    bound = RADII.atol * float(np.max((real**2).sum(axis=1)))
     np.testing.assert_allclose(knn_squared_radii(real, k), expected**2, rtol=0, atol=bound)
 
 
@@ -156,8 +195,8 @@ def test_kernel_inception_distance(case: FeatureCase, subsets: int, seed: int) -
     real_idx, fake_idx = kid_subset_indices(case.n_real, case.n_fake, subsets, size, seed)
     mean_ref, std_ref = ref.kernel_inception_distance(real, fake, real_idx, fake_idx)
     k_scale = float(np.max(np.abs(ref.polynomial_kernel(np.vstack([real, fake]), np.vstack([real, fake])))))
-    assert mean == pytest.approx(mean_ref, rel=KID_RTOL, abs=KID_ATOL * k_scale)
-    assert std == pytest.approx(std_ref, rel=KID_RTOL, abs=KID_ATOL * k_scale)
+    assert mean == pytest.approx(mean_ref, rel=KID.rtol, abs=KID.atol * k_scale)
+    assert std == pytest.approx(std_ref, rel=KID.rtol, abs=KID.atol * k_scale)
 
 
 def test_kid_subsets_are_drawn_without_replacement() -> None:

@@ -1,4 +1,4 @@
-"""``iddpm train | sample | nll | evaluate | stats``: parse flags, call the library, report errors as one line.
+"""``iddpm train | sample | nll | evaluate | stats``: parse flags, call the library, one-line errors.
 
 Flag names are those of the original scripts (``--image_size``, ``--num_channels``, ``--use_ddim``, …);
 ``--image-size`` style spellings are accepted too.  Bad flags, missing paths and corrupt or mismatched

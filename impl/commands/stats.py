@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from impl.commands import PROG, common
+from impl.commands import PROG
 
 
 def run(args: argparse.Namespace, explicit: set[str]) -> int:

@@ -104,7 +104,7 @@ def _coverage(manifold: Floats, queries: Floats, k: int) -> float:
     for lo in range(0, queries.shape[0], PAIRWISE_CHUNK):
         d2 = _squared_distances(queries[lo : lo + PAIRWISE_CHUNK], manifold, norms)
         inside += int(np.count_nonzero((d2 <= radii[None, :]).any(axis=1)))
-    return inside / queries.shape[0]
+    return inside / int(queries.shape[0])
 
 
 def precision_recall(

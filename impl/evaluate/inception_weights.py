@@ -122,7 +122,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def load_weights_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """A flat ``{name: floating tensor}`` state dict from ``.pth``/``.pt`` (weights_only) or ``.safetensors``."""
+    """A flat ``{name: floating tensor}`` state dict from ``.pth``/``.pt`` (weights_only) or safetensors."""
     p = Path(path)
     try:
         if p.suffix == ".safetensors":
