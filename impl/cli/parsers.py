@@ -107,6 +107,18 @@ def _add_train_parser(sub: Any) -> None:
     )
     _add_bool(g, "allow_tf32", d.allow_tf32, "CUDA only: TF32 for float32 matmuls and convolutions")
     _add_bool(g, "cudnn_benchmark", d.cudnn_benchmark, "CUDA only: cuDNN autotuning of convolutions")
+    ev = p.add_argument_group("sample quality during training (see docs/evaluation.md)")
+    ev.add_argument(
+        "--eval_interval", type=int, default=d.eval_interval, help="steps between evaluations; 0: off"
+    )
+    ev.add_argument("--eval_samples", type=int, default=d.eval_samples, help="EMA samples per evaluation")
+    ev.add_argument(
+        "--eval_reference", default=d.eval_reference, help="reference images or `iddpm stats` file"
+    )
+    ev.add_argument("--eval_metrics", default=d.eval_metrics, help="comma-separated fid,sfid,is,prc,kid")
+    ev.add_argument(
+        "--eval_inception_weights", default=d.eval_inception_weights, help="local Inception weights"
+    )
     g.add_argument(
         "--resume",
         "--resume_checkpoint",

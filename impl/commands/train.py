@@ -5,8 +5,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from typing import Any
 
 from impl.commands import PROG, common
+
+
+def _sample_scorer(config: Any) -> Any:
+    """Rank 0's scorer for ``--eval_interval`` (the Inception metrics of impl.evaluate)."""
+    from impl.evaluate.during_training import TrainingSampleScorer
+
+    return TrainingSampleScorer(
+        config.eval_reference,
+        config.eval_metrics,
+        config.eval_inception_weights,
+        device=common.device(config.device),
+    )
 
 
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
@@ -30,6 +43,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         resume=args.resume,
         explicit=(explicit & fields),
         explicit_model=(explicit & model_names),
+        scorer_factory=_sample_scorer,
     )
     if result.checkpoint is not None:
         run_dir = result.checkpoint.parent.parent

@@ -92,17 +92,26 @@ def train_command(
     resume: str | None = None,
     explicit: set[str] | None = None,
     explicit_model: set[str] | None = None,
+    scorer_factory: Any = None,
 ) -> TrainResult:
-    """Run ``iddpm train`` until max_steps, or until SIGINT/SIGTERM stopped it (after saving)."""
+    """Run ``iddpm train`` until max_steps, or until SIGINT/SIGTERM stopped it (after saving).
+
+    ``scorer_factory(config)`` builds rank 0's sample scorer when ``config.eval_interval > 0``.
+    """
     ctx = init_from_env(config.device)
     try:
-        return _train(ctx, config, resume, explicit or set(), explicit_model or set())
+        return _train(ctx, config, resume, explicit or set(), explicit_model or set(), scorer_factory)
     finally:
         shutdown()
 
 
 def _train(
-    ctx: DistContext, config: TrainConfig, resume: str | None, explicit: set[str], explicit_model: set[str]
+    ctx: DistContext,
+    config: TrainConfig,
+    resume: str | None,
+    explicit: set[str],
+    explicit_model: set[str],
+    scorer_factory: Any = None,
 ) -> TrainResult:
     ckpt = None
     if resume is not None:
@@ -162,6 +171,8 @@ def _train(
     )
     if ckpt is not None:
         trainer.load(ckpt)
+    if config.eval_interval and ctx.is_main and scorer_factory is not None:
+        trainer.sample_scorer = scorer_factory(config)
     with StopFlag() as stop:
         trainer.should_stop = lambda: stop.requested
         return trainer.run()
