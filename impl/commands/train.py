@@ -19,6 +19,7 @@ def _sample_scorer(config: Any) -> Any:
         config.eval_metrics,
         config.eval_inception_weights,
         device=common.device(config.device),
+        image_size=int(config.model_flags.get("image_size", 0)) or None,
     )
 
 
