@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
+# torchvision pinned to the release of TORCH_SPEC, so installing the metrics extra never changes torch
+TORCHVISION_SPEC ?= torchvision==0.28.0
 
 .PHONY: venv demo test lint typecheck unit benchmarks-smoke gpu-check gpu-check-dry clean
 
@@ -12,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,metrics]" "$(TORCHVISION_SPEC)"
 	touch $@
 
 venv: $(VENV)/.installed

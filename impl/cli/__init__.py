@@ -1,5 +1,5 @@
-"""``iddpm train | sample | nll | evaluate | prepare``: parse flags, call the library, report errors in
-one line.
+"""``iddpm train | sample | nll | evaluate | stats | prepare | recipes``: parse flags, call the library,
+report errors in one line.
 
 Flag names are those of the original scripts (``--image_size``, ``--num_channels``, ``--use_ddim``, …);
 ``--image-size`` style spellings are accepted too.  Bad flags, missing paths and corrupt or mismatched
@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "impl.commands.evaluate",
     "prepare": "impl.commands.prepare",
     "recipes": "impl.commands.recipes",
+    "stats": "impl.commands.stats",
 }
 
 

@@ -133,6 +133,18 @@ def _add_train_parser(sub: Any) -> None:
     )
     _add_bool(g, "allow_tf32", d.allow_tf32, "CUDA only: TF32 for float32 matmuls and convolutions")
     _add_bool(g, "cudnn_benchmark", d.cudnn_benchmark, "CUDA only: cuDNN autotuning of convolutions")
+    ev = p.add_argument_group("sample quality during training (see docs/evaluation.md)")
+    ev.add_argument(
+        "--eval_interval", type=int, default=d.eval_interval, help="steps between evaluations; 0: off"
+    )
+    ev.add_argument("--eval_samples", type=int, default=d.eval_samples, help="EMA samples per evaluation")
+    ev.add_argument(
+        "--eval_reference", default=d.eval_reference, help="reference images or `iddpm stats` file"
+    )
+    ev.add_argument("--eval_metrics", default=d.eval_metrics, help="comma-separated fid,sfid,is,prc,kid")
+    ev.add_argument(
+        "--eval_inception_weights", default=d.eval_inception_weights, help="local Inception weights"
+    )
     g.add_argument(
         "--max_nonfinite_steps",
         type=int,
@@ -219,11 +231,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="timesteps per network call (a speed option; same values)",
     )
 
-    e = sub.add_parser("evaluate", help="digits classifier score + Fréchet distance of a samples .npz")
+    e = sub.add_parser(
+        "evaluate",
+        help="FID, sFID, IS, precision/recall, KID of a samples .npz (digits: classifier metrics)",
+        description="Sample quality; see docs/evaluation.md for the paper's CIFAR-10 protocol.",
+    )
     e.add_argument("samples", help=".npz with arr_0 = uint8 NHWC images")
-    e.add_argument("--output", default="", help="also write the JSON here")
+    e.add_argument(
+        "--reference",
+        default="",
+        help="reference images (.npz batch, image folder, digits spec) or an `iddpm stats` file",
+    )
+    e.add_argument(
+        "--metrics",
+        default="",
+        help="comma-separated fid,sfid,is,prc,kid, or digits (default: digits for 8x8 greyscale samples "
+        "without --reference, else all five; without --reference only is)",
+    )
+    e.add_argument("--output", default="", help="also write the JSON report here")
+    _add_inception_flags(e)
+
+    st = sub.add_parser(
+        "stats",
+        help="write reference statistics (Inception mean, covariance, features) to an .npz",
+        description="Reference statistics for `iddpm evaluate --reference`; see docs/evaluation.md.",
+    )
+    st.add_argument("reference", help="reference images: .npz batch, image folder or digits spec")
+    st.add_argument("--out", required=True, help="statistics .npz to write")
+    st.add_argument("--image_size", type=int, default=0, help="resize an image folder to this size")
+    _add_bool(st, "overwrite", False, "replace an existing --out file")
+    _add_inception_flags(st)
     _add_prepare_parser(sub)
     return parser
+
+
+def _add_inception_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--inception_weights",
+        default="",
+        help="local Inception weights (.pth/.safetensors); default: $IDDPM_INCEPTION_WEIGHTS, else the "
+        "package cache (downloaded once)",
+    )
+    p.add_argument("--batch_size", type=int, default=100, help="images per Inception forward pass")
+    p.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda or cuda:N")
+    _add_bool(p, "progress", True, "show a progress bar")
 
 
 def explicit_flags(argv: Sequence[str]) -> set[str]:

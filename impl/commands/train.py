@@ -6,8 +6,22 @@ import argparse
 import dataclasses
 import json
 import sys
+from typing import Any
 
 from impl.commands import PROG, common
+
+
+def _sample_scorer(config: Any) -> Any:
+    """Rank 0's scorer for ``--eval_interval`` (the Inception metrics of impl.evaluate)."""
+    from impl.evaluate.during_training import TrainingSampleScorer
+
+    return TrainingSampleScorer(
+        config.eval_reference,
+        config.eval_metrics,
+        config.eval_inception_weights,
+        device=common.device(config.device),
+        image_size=int(config.model_flags.get("image_size", 0)) or None,
+    )
 
 
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
@@ -47,6 +61,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         explicit=(explicit & fields),
         explicit_model=(explicit & model_names),
         overwrite=bool(args.overwrite),
+        scorer_factory=_sample_scorer,
     )
     if result.checkpoint is not None:
         run_dir = result.checkpoint.parent.parent

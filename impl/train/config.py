@@ -108,6 +108,11 @@ class TrainConfig:
     data_loader: str = "auto"
     num_workers: int = 0
     max_nonfinite_steps: int = 50
+    eval_interval: int = 0
+    eval_samples: int = 1000
+    eval_reference: str = ""
+    eval_metrics: str = "fid"
+    eval_inception_weights: str = ""
     model_flags: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -179,6 +184,7 @@ class TrainConfig:
         for name in ("channels_last", "allow_tf32", "cudnn_benchmark"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        _check_eval(self)
 
     def lr_at(self, step: int) -> float:
         """The learning rate of optimisation step ``step`` under this run's schedule."""
@@ -215,6 +221,24 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training config keys {unknown}; allowed: {sorted(known)}")
         return cls(**values)
+
+
+EVAL_METRICS: tuple[str, ...] = ("fid", "sfid", "is", "prc", "kid")
+
+
+def _check_eval(cfg: TrainConfig) -> None:
+    """The ``eval_*`` fields (sample-quality evaluation every ``eval_interval`` steps; 0: off)."""
+    if not isinstance(cfg.eval_interval, int) or cfg.eval_interval < 0:
+        raise ValueError(f"eval_interval must be >= 0 (0: off), got {cfg.eval_interval!r}")
+    if cfg.eval_interval == 0:
+        return
+    if not isinstance(cfg.eval_samples, int) or cfg.eval_samples < 2:
+        raise ValueError(f"eval_samples must be an integer >= 2, got {cfg.eval_samples!r}")
+    if not cfg.eval_reference:
+        raise ValueError("eval_reference must name reference images or statistics when eval_interval > 0")
+    names = [n.strip() for n in cfg.eval_metrics.split(",") if n.strip()]
+    if not names or any(n not in EVAL_METRICS for n in names):
+        raise ValueError(f"eval_metrics must list names from {EVAL_METRICS}, got {cfg.eval_metrics!r}")
 
 
 def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:

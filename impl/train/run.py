@@ -162,8 +162,11 @@ def train_command(
     explicit: set[str] | None = None,
     explicit_model: set[str] | None = None,
     overwrite: bool = False,
+    scorer_factory: Any = None,
 ) -> TrainResult:
     """Run ``iddpm train`` until max_steps, or until SIGINT/SIGTERM stopped it (after saving).
+
+    ``scorer_factory(config)`` builds rank 0's sample scorer when ``config.eval_interval > 0``.
 
     ``resume`` continues a run (into ``config.out_dir`` when it is given and differs, the source run then
     left untouched); ``overwrite`` lets a new run replace the files of an earlier one in ``out_dir``.
@@ -171,7 +174,9 @@ def train_command(
     """
     ctx = init_from_env(config.device)
     try:
-        return _train(ctx, config, resume, explicit or set(), explicit_model or set(), overwrite)
+        return _train(
+            ctx, config, resume, explicit or set(), explicit_model or set(), overwrite, scorer_factory
+        )
     finally:
         shutdown()
 
@@ -209,6 +214,7 @@ def _train(
     explicit: set[str],
     explicit_model: set[str],
     overwrite: bool,
+    scorer_factory: Any = None,
 ) -> TrainResult:
     ckpt: TrainingCheckpoint | None = None
     fresh_dir = True
@@ -249,6 +255,8 @@ def _train(
     )
     if ckpt is not None:
         trainer.load(ckpt)
+    if config.eval_interval and ctx.is_main and scorer_factory is not None:
+        trainer.sample_scorer = scorer_factory(config)  # loads the weights and statistics before any write
     barrier(ctx)  # every rank has checked the run directory before rank 0 writes into it
     if ctx.is_main:
         if overwrite and fresh_dir and run_dir.is_dir():

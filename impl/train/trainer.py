@@ -42,6 +42,7 @@ from impl.train.ema import EMA
 from impl.train.errors import CheckpointError, exception_line
 from impl.train.metrics import MetricAccumulator, RunLogger
 from impl.train.optimizer import build_adamw, match_state_layout
+from impl.train.sample_eval import evaluate_samples
 from impl.train.timestep_sampling import (
     draw_timesteps,
     feed_losses,
@@ -203,6 +204,9 @@ class Trainer:
         # The newest checkpoint this trainer saved or was loaded from (named when training diverges).
         self.last_checkpoint: Path | None = None
 
+        # rank 0's scorer of ``evaluate_samples`` (set by train_command when eval_interval > 0)
+        self.sample_scorer: Any = None
+
     def attach_run_dir(self, run_dir: Path) -> None:
         """Write checkpoints, grids and ``log.jsonl`` to ``run_dir`` from now on."""
         self.run_dir = run_dir
@@ -347,6 +351,8 @@ class Trainer:
                     checkpoint = self.save()
                 if cfg.sample_interval and self.step % cfg.sample_interval == 0 and self.step < cfg.max_steps:
                     self.save_grid()
+                if cfg.eval_interval and self.step % cfg.eval_interval == 0:
+                    evaluate_samples(self, self.sample_scorer)
         finally:
             if progress is not None:
                 progress.close()
@@ -433,14 +439,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ sample grids
     @torch.no_grad()
-    def sample_images(self, num: int, rate: float | None = None) -> np.ndarray[Any, np.dtype[np.uint8]]:
-        """``num`` samples of the EMA model (first rate by default) as uint8 NHWC, seeded by the step."""
+    def sample_images(
+        self, num: int, rate: float | None = None, seed: int | None = None
+    ) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """``num`` samples of the EMA model (first rate by default) as uint8 NHWC, seeded by the step
+        (or by ``seed``)."""
         if self._grid_model is None:
             self._grid_model = copy.deepcopy(self.model)
         grid_model = self._grid_model
         self.ema.copy_to(grid_model, self.ema.rates[0] if rate is None else rate)
         grid_model.eval()
-        gen = seeded_generator(derive_seed(self.config.seed, STREAM_GRID, self.step), self.device)
+        seed = derive_seed(self.config.seed, STREAM_GRID, self.step) if seed is None else seed
+        gen = seeded_generator(seed, self.device)
         kwargs: dict[str, Any] = {}
         if self.class_cond and self.num_classes:
             kwargs["y"] = torch.arange(num, device=self.device) % self.num_classes

@@ -13,6 +13,7 @@ def test_named_cpu_devices_pass_through() -> None:
     assert device_from_flag("cpu", local_rank=3) == torch.device("cpu")
 
 
+@pytest.mark.cuda(optional=True)
 def test_auto_is_this_ranks_cuda_device_or_the_cpu() -> None:
     for rank in (0, 1, 5):
         got = device_from_flag("auto", local_rank=rank)
@@ -27,6 +28,7 @@ def test_a_name_torch_does_not_know_is_refused_naming_the_choices() -> None:
         device_from_flag("gpu0")
 
 
+@pytest.mark.cuda(optional=True)
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
 def test_cuda_without_cuda_is_refused() -> None:
     with pytest.raises(ValueError, match="device 'cuda:0' requested but CUDA is not available"):
