@@ -13,6 +13,8 @@ import torch
 from hypothesis import given
 
 import impl.diffusion
+import impl.evaluate.feature_metrics
+import impl.evaluate.frechet
 from properties import strategies as sp
 from properties.catalogue import CATALOGUE, Entry, entry_named
 from properties.compare import assert_outputs_close, identity, reference_sensitivity
@@ -99,7 +101,15 @@ EXCLUDED: dict[str, str] = {
     "compiled trace; its effect, no recompile, is tested in test_compiled_sampling (one graph per loop)",
     "SpacedDiffusion.prepare_device_caches": "adds the timestep map to the above; the one-graph test of "
     "test_compiled_sampling runs a respaced process and fails without it",
+    "evaluate.kid_subset_indices": "draws KID's random subsets (no formula: the oracle takes the subsets "
+    "as input, and the 'kernel_inception_distance' entry passes it these); its draw without replacement "
+    "is tested in tests/evaluate/test_feature_metrics.py",
 }
+
+# The modules of impl.evaluate that hold its pure feature metrics (NumPy float64 in, floats out): every
+# callable in their __all__ is held to reference/metrics.py.  The rest of impl.evaluate (the Inception
+# network, weights, caches, reports, the digits classifier, the NLL loop) is not a formula on arrays.
+FEATURE_METRIC_MODULES = (impl.evaluate.frechet, impl.evaluate.feature_metrics)
 
 
 def _mixins(cls: type) -> list[type]:
@@ -121,8 +131,14 @@ def _own_and_mixin_members(cls: type) -> dict[str, Any]:
 
 
 def public_callables() -> dict[str, Callable[..., Any]]:
-    """Every public function of impl.diffusion and every public (or original-API) method of its classes."""
+    """Every public function of impl.diffusion and every public (or original-API) method of its classes,
+    and, as ``evaluate.<name>``, every public callable of impl.evaluate's feature-metric modules."""
     found: dict[str, Callable[..., Any]] = {}
+    for module in FEATURE_METRIC_MODULES:
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if callable(obj):  # not the constants (e.g. NEGATIVE_EIGENVALUE_TOLERANCE)
+                found[f"evaluate.{name}"] = obj
     for name in impl.diffusion.__all__:
         obj = getattr(impl.diffusion, name)
         if inspect.isclass(obj):
@@ -140,7 +156,8 @@ def public_callables() -> dict[str, Callable[..., Any]]:
 
 
 def test_every_public_diffusion_callable_is_catalogued() -> None:
-    """A public impl diffusion function without a catalogue entry (or a justified exclusion) fails."""
+    """A public impl diffusion function or feature metric without a catalogue entry (or a justified
+    exclusion) fails."""
     covered = {id(obj) for entry in CATALOGUE for obj in (entry.impl, *entry.covers)}
     found = public_callables()
     missing = sorted(name for name, obj in found.items() if id(obj) not in covered and name not in EXCLUDED)

@@ -1,7 +1,8 @@
 """Inception Score, k-NN precision/recall and KID on feature arrays: pure float64 NumPy ([S34]–[S39]).
 
 The Fréchet distance [S33] is ``impl.evaluate.frechet``.  These functions take NumPy arrays and return
-Python floats; they are held to ``reference.metrics`` by ``properties/test_metrics.py``.
+Python floats; they are held to ``reference.metrics`` by the catalogue
+(``properties/catalogue/metrics.py``).
 
 - ``inception_score`` splits the rows into ``splits`` consecutive parts ``[⌊i n/s⌋, ⌊(i+1) n/s⌋)``, the
   convention of the original Inception-Score code, and reports the mean and the ddof-0 standard deviation.

@@ -1,19 +1,28 @@
 """The catalogue: one entry per paired function, impl (PyTorch) against reference (float64 NumPy).
 
 One module per module of `reference/` (schedule, respacing, process, steps, objectives, gaussian,
-timesteps) holds that module's entries in ``ENTRIES``.  An entry (`properties.catalogue.entry.Entry`,
-built with keyword arguments) names the impl callable and the reference function (imported directly), a
-Hypothesis strategy of inputs, how to call each side on a drawn case (each side's result as a dict of
-float64 arrays) and its tolerance op, looked up per dtype tier with
-`testing.tolerances.impl_vs_reference`.  The reference side takes a ``perturb`` applied to every input
-and table entry, from which the comparison estimates how strongly rounding is amplified (see
+timesteps, and metrics: impl.evaluate's feature metrics) holds that module's entries in ``ENTRIES``.  An
+entry (`properties.catalogue.entry.Entry`, built with keyword arguments) names the impl callable and
+the reference function (imported directly), a Hypothesis strategy of inputs, how to call each side on a
+drawn case (each side's result as a dict of float64 arrays) and its tolerance op, looked up per dtype
+tier with `testing.tolerances.impl_vs_reference`.  The reference side takes a ``perturb`` applied to
+every input and table entry, from which the comparison estimates how strongly rounding is amplified (see
 `properties.compare`).  Per-step entries that differ only in the values each side is passed are built
 by `properties.catalogue.builder.step_entry`.  docs/diffusion.md says how to add one.
 """
 
 from __future__ import annotations
 
-from properties.catalogue import gaussian, objectives, process, respacing, schedule, steps, timesteps
+from properties.catalogue import (
+    gaussian,
+    metrics,
+    objectives,
+    process,
+    respacing,
+    schedule,
+    steps,
+    timesteps,
+)
 from properties.catalogue.entry import Entry
 
 CATALOGUE: tuple[Entry, ...] = (
@@ -24,6 +33,7 @@ CATALOGUE: tuple[Entry, ...] = (
     *objectives.ENTRIES,
     *gaussian.ENTRIES,
     *timesteps.ENTRIES,
+    *metrics.ENTRIES,
 )
 
 _BY_NAME = {entry.name: entry for entry in CATALOGUE}  # names are unique: tested in test_catalogue

@@ -36,6 +36,12 @@ class ReferenceOp(enum.Enum):
     LIKELIHOOD = "likelihood"
     BOUND = "bound"
     TIMESTEP_PROBS = "timestep_probs"
+    FEATURE_STATISTICS = "feature_statistics"
+    FRECHET_DISTANCE = "frechet_distance"
+    INCEPTION_SCORE = "inception_score"
+    KNN_SQUARED_RADII = "knn_squared_radii"
+    MANIFOLD_COVERAGE = "manifold_coverage"
+    KERNEL_INCEPTION_DISTANCE = "kernel_inception_distance"
 
 
 IMPL_VS_REFERENCE: dict[tuple[Precision, ReferenceOp], Tolerance] = {
@@ -136,5 +142,61 @@ IMPL_VS_REFERENCE: dict[tuple[Precision, ReferenceOp], Tolerance] = {
         "8, a normalisation and the uniform mix (<= 16 ops), or 1/(T·p_t) (2 ops); inverse-CDF "
         "indices are integers and must agree (an ulp-level CDF difference flips one only if u "
         "lands within an ulp of a boundary, probability ~1e-15 per draw): 16 ops × 1 ulp × 2",
+    ),
+    # ---- the evaluation metrics [S32]–[S39] (properties/catalogue/metrics.py): float64 NumPy on both
+    # sides, float64 only.  Each entry's `magnitude` adds the size of the terms its sums round against to
+    # S (named below as M), so S >= M; n <= 40 rows and d <= 8 columns throughout.
+    ("float64", ReferenceOp.FEATURE_STATISTICS): Tolerance(
+        rtol=1024 * FLOAT64_EPS,
+        atol=0.0,
+        reason="[S32] μ and Σ, M = (1/n) Σ_i |f_ij| for μ and (1/(n−1)) Σ_i (|f_ij| + |μ_j|)(|f_ik| + "
+        "|μ_k|) for Σ: a sum of n <= 40 terms in another order (<= (n+1) ulps of M), the centring f − μ "
+        "(<= (n+2) ulps of |f| + |μ| each factor): <= (3n+5)·eps·M ~ 125 eps per side, 250 for both; "
+        "4x margin (the former table's 1e-12 ~ 4500 eps relative to the scale s², tightened)",
+    ),
+    ("float64", ReferenceOp.FRECHET_DISTANCE): Tolerance(
+        rtol=65536 * FLOAT64_EPS,
+        atol=0.0,
+        reason="[S33] d², M = tr Σ1 + tr Σ2 (the terms that cancel against 2 tr √(Σ1^½ Σ2 Σ1^½) for close "
+        "Gaussians): both sides take the same symmetric route (eigh, two products, eigvalsh), so they "
+        "differ by reduction order only; eigenvalues of M' = Σ1^½ Σ2 Σ1^½ are within d·eps·‖M'‖, the root "
+        "amplifies each by 1/(2√λ_min): d terms give (d²/2)·eps·√‖M'‖·√cond(M'), with √‖M'‖ <= M/2, d <= "
+        "8 and cond(M') <= cond Σ1 · cond Σ2 <= ~1e6 (n >= 3d rows): <= 1.6e4 eps·M, ×2 for the factor "
+        "2, ×2 for both sides: the worst case, no further margin (observed: equal)",
+    ),
+    ("float64", ReferenceOp.INCEPTION_SCORE): Tolerance(
+        rtol=4096 * FLOAT64_EPS,
+        atol=0.0,
+        reason="[S34] IS = exp(x), x a mean over <= 60 rows of K <= 20-term sums p·(log p − log p̄) with "
+        "Σ_k p(|log p| + |log p̄|) <= 2 log K + log 60 ~ 10: x within (K+2)·eps·10 + 60·eps·x ~ 400 "
+        "ulps, kept as relative error by exp; S >= |IS| for the mean; the std of <= 10 split scores gets "
+        "M = mean + 3·std >= max_i IS_i and moves by <= 2·max_i |δIS_i|: <= 1600 eps·M for both sides; "
+        "2.5x margin (the former 1e-12 ~ 4500 eps, tightened)",
+    ),
+    ("float64", ReferenceOp.KNN_SQUARED_RADII): Tolerance(
+        rtol=1024 * FLOAT64_EPS,
+        atol=0.0,
+        reason="[S35] ρ_k², M = 4·max_i ‖f_i‖² >= (‖a‖ + ‖b‖)²: the impl's ‖a‖² + ‖b‖² − 2a·b over d <= 8 "
+        "columns is within (d+1)·eps·(‖a‖ + ‖b‖)², the oracle's squared explicit differences within "
+        "(d+3)·eps·‖a − b‖² (sqrt, then squared here); the k-th order statistic moves by no more than the "
+        "largest distance error: <= (2d+4)·eps·M = 20 eps·M; 50x margin (the former 1e-12·max‖f‖² ~ "
+        "1100 eps·M)",
+    ),
+    ("float64", ReferenceOp.MANIFOLD_COVERAGE): Tolerance(
+        rtol=0.0,
+        atol=0.0,
+        reason="[S36] precision and recall are counts / n of ball memberships (comparisons): the impl's "
+        "expanded squared distances differ from the oracle's explicit ones by <= ~4·d·eps·(‖a‖² + ‖b‖²), "
+        "so cases with a pair within 1e-9 relative of its ball's radius are discarded as ties (not "
+        "disagreements); the counts must then be equal, and the sensitivity is not used (zero tolerance)",
+    ),
+    ("float64", ReferenceOp.KERNEL_INCEPTION_DISTANCE): Tolerance(
+        rtol=8192 * FLOAT64_EPS,
+        atol=0.0,
+        reason="[S37]–[S39] M = k̄ = max |k(x, y)| over all rows (Cauchy–Schwarz: >= every (Σ|x_i y_i|/d "
+        "+ 1)³): a kernel value within (3(d+2)+2)·eps·k̄ <= 32 eps·k̄, each of the 3 means of m² <= 121 "
+        "terms within ~133 eps·k̄ (recursive-summation bound), the cross mean counted twice: ~660 eps·k̄ "
+        "per side, ~1320 for both; the std over <= 5 subsets moves by <= 2x that: 2640 eps·k̄; 3x margin "
+        "(the former 1e-10·k̄ ~ 4.5e5 eps, tightened)",
     ),
 }

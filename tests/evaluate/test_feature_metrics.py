@@ -8,7 +8,7 @@
 - KID: the unbiased MMD² written as explicit double sums over pairs.
 
 Tolerances (error budgets): sqrtm's backward error on d <= 16, entries <= 1e2, cond <= 1e3 is <= d·cond·
-eps·‖A‖ ~ 4e-10 on tr(Σ1Σ2)^½ (the "frechet_distance" entry of properties/tolerances.py, 1e-8); the loop
+eps·‖A‖ ~ 4e-10 on tr(Σ1Σ2)^½ (`Evaluate.FRECHET_DISTANCE` of testing/tolerances, 1e-8); the loop
 versions of IS and KID sum the same <= 400 float64 terms in another order (<= 400·eps relative ~ 1e-13):
 ``LOOP_RTOL = 1e-11`` is a 100x margin.
 """
@@ -20,7 +20,6 @@ import math
 import numpy as np
 import pytest
 import scipy.linalg
-from properties.tolerances import tolerance
 
 from impl.evaluate import (
     frechet_distance,
@@ -30,8 +29,9 @@ from impl.evaluate import (
     kid_subset_indices,
     precision_recall,
 )
+from testing.tolerances import Evaluate, tolerance
 
-TOL = tolerance("evaluate", "frechet_distance")
+TOL = tolerance(Evaluate.FRECHET_DISTANCE)
 LOOP_RTOL = 1e-11
 
 
@@ -170,3 +170,12 @@ def test_kid_refuses_subsets_larger_than_the_sets() -> None:
     real = np.zeros((5, 2))
     with pytest.raises(ValueError, match="subset_size must be <= the smaller set"):
         kernel_inception_distance(real, real, subsets=2, subset_size=6)
+
+
+def test_kid_subsets_are_drawn_without_replacement() -> None:
+    real_idx, fake_idx = kid_subset_indices(50, 30, subsets=20, subset_size=30, seed=1)
+    assert real_idx.shape == fake_idx.shape == (20, 30)
+    for row in real_idx:
+        assert len(set(row.tolist())) == 30 and row.max() < 50
+    for row in fake_idx:  # subset_size == num_fake: each row is a permutation of all fake rows
+        assert sorted(row.tolist()) == list(range(30))
