@@ -8,7 +8,7 @@
 - KID: the unbiased MMD² written as explicit double sums over pairs.
 
 Tolerances (error budgets): sqrtm's backward error on d <= 16, entries <= 1e2, cond <= 1e3 is <= d·cond·
-eps·‖A‖ ~ 4e-10 on tr(Σ1Σ2)^½ (the "frechet_distance" entry of properties/tolerances.py, 1e-8); the loop
+eps·‖A‖ ~ 4e-10 on tr(Σ1Σ2)^½ (the Evaluate.FRECHET_DISTANCE entry of testing/tolerances, 1e-8); the loop
 versions of IS and KID sum the same <= 400 float64 terms in another order (<= 400·eps relative ~ 1e-13):
 ``LOOP_RTOL = 1e-11`` is a 100x margin.
 """
@@ -20,7 +20,7 @@ import math
 import numpy as np
 import pytest
 import scipy.linalg
-from properties.tolerances import tolerance
+from testing.tolerances import Evaluate, tolerance
 
 from impl.evaluate import (
     frechet_distance,
@@ -31,7 +31,7 @@ from impl.evaluate import (
     precision_recall,
 )
 
-TOL = tolerance("evaluate", "frechet_distance")
+TOL = tolerance(Evaluate.FRECHET_DISTANCE)
 LOOP_RTOL = 1e-11
 
 

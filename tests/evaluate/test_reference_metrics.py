@@ -1,7 +1,7 @@
 """The oracle ``reference/metrics.py`` [S32]–[S39] against independent mathematics and hand values.
 
 Tolerances: scipy's sqrtm on d <= 8, entries <= 1e2, cond <= 1e3 has backward error ~ d·cond·eps·‖A‖ ~ 2e-10
-on the trace of the root (the "frechet_distance" entry of properties/tolerances.py, 1e-8); hand values are
+on the trace of the root (the Evaluate.FRECHET_DISTANCE entry of testing/tolerances, 1e-8); hand values are
 exact decimals computed in a handful of float64 operations (1e-12).
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg
-from properties.tolerances import tolerance
+from testing.tolerances import Evaluate, tolerance
 
 import reference.metrics as ref
 
-TOL = tolerance("evaluate", "frechet_distance")
+TOL = tolerance(Evaluate.FRECHET_DISTANCE)
 HAND = 1e-12
 
 
