@@ -6,10 +6,9 @@ import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,6 +39,7 @@ from impl.train.distributed import DistContext, all_gather_cat, all_reduce_sum_,
 from impl.train.divergence import DivergenceGuard
 from impl.train.ema import EMA
 from impl.train.errors import CheckpointError, exception_line
+from impl.train.loss_fn import Diffusion, LossFn, compile_with, per_sample_loss_fn, warm_device_caches
 from impl.train.metrics import MetricAccumulator, RunLogger
 from impl.train.optimizer import build_adamw, match_state_layout
 from impl.train.sample_eval import evaluate_samples
@@ -50,60 +50,6 @@ from impl.train.timestep_sampling import (
     load_sampler_state,
     sampler_state,
 )
-
-
-class Diffusion(Protocol):
-    """What the trainer needs of a diffusion (``impl.diffusion.GaussianDiffusion`` satisfies it)."""
-
-    num_timesteps: int
-
-    def training_losses(
-        self,
-        model: Any,
-        x_start: torch.Tensor,
-        t: torch.Tensor,
-        model_kwargs: dict[str, Any] | None = None,
-        noise: torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]: ...
-
-
-# The per-sample losses of (x_0, t, ε, model_kwargs): {"loss": (B,), and "mse" / "vb" where they apply}.
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]], dict[str, torch.Tensor]]
-
-_Compilable = TypeVar("_Compilable")
-
-
-def per_sample_loss_fn(diffusion: Diffusion, model: nn.Module) -> LossFn:
-    """The function ``compile_scope="loss"`` compiles: ``diffusion.training_losses(model, x, t, ...)``
-    with ``model`` (the autocast wrapper of the network) inside, so q_sample, the network and the whole
-    loss (L_simple / L_vlb / L_hybrid [S21]–[S23]) are traced as one graph."""
-
-    def losses(
-        x_start: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, model_kwargs: dict[str, Any]
-    ) -> dict[str, torch.Tensor]:
-        return diffusion.training_losses(model, x_start, t, model_kwargs=model_kwargs, noise=noise)
-
-    return losses
-
-
-def _warm_device_caches(diffusion: Diffusion, x: torch.Tensor) -> None:
-    """``diffusion.prepare_device_caches(x)`` where the diffusion has it (``GaussianDiffusion`` and
-    ``SpacedDiffusion`` do): builds the lazily cached device tables before a compiled loss is traced, so
-    the second call does not recompile.  A diffusion without such caches needs nothing."""
-    prepare = getattr(diffusion, "prepare_device_caches", None)
-    if prepare is not None:
-        prepare(x)
-
-
-def compile_with(config: TrainConfig, target: _Compilable) -> _Compilable:
-    """``torch.compile(target)`` on ``config.compile_backend`` and ``config.compile_mode`` ("" = unset);
-    never ``fullgraph``: DDP's forward (its reducer calls) breaks the graph, and its network is split at
-    the gradient buckets."""
-    mode = config.compile_mode or None
-    compiled: _Compilable = torch.compile(  # type: ignore[call-overload]
-        target, backend=config.compile_backend, mode=mode
-    )
-    return compiled
 
 
 @dataclass
@@ -234,7 +180,7 @@ class Trainer:
         """The per-sample loss dict of one microbatch through ``step_loss_fn``."""
         if not self.loss_compiled:
             return self.step_loss_fn(x, t, noise, kwargs)
-        _warm_device_caches(self.diffusion, x)
+        warm_device_caches(self.diffusion, x)
         if not self._loss_cuda_graphs:
             return self.step_loss_fn(x, t, noise, kwargs)
         mark_cuda_graph_step_begin()

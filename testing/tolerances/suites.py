@@ -58,6 +58,9 @@ class Evaluate(enum.Enum):
     FRECHET_DISTANCE = "frechet_distance"
     MLP_FORWARD = "mlp_forward"
     FLOAT32_BOUND_SUM = "float32_bound_sum"
+    METRIC_LOOP_SUM = "metric_loop_sum"
+    METRIC_LOOP_STD = "metric_loop_std"
+    METRIC_HAND_VALUES = "metric_hand_values"
 
 
 class Cli(enum.Enum):
@@ -242,6 +245,26 @@ EVALUATE: dict[Evaluate, Tolerance] = {
         "(M = Σ1^½Σ2Σ1^½ has norm <= 1e4), and the root of eigenvalues >= 1e-2 amplifies that by "
         "<= 1/(2·0.1) = 5; the closed forms and scipy's sqrtm (backward error ~ d·cond·eps·‖A‖ ~ 4e-10) "
         "are exact to that level; 1e-8 leaves a >= 25x margin",
+    ),
+    Evaluate.METRIC_LOOP_SUM: Tolerance(
+        rtol=1e-11,
+        atol=0.0,
+        reason="IS and KID means against Python-loop versions (tests/evaluate/test_feature_metrics.py): the "
+        "same <= 400 float64 terms summed in another order, <= 400·eps ~ 1e-13 relative; a 100x margin",
+    ),
+    Evaluate.METRIC_LOOP_STD: Tolerance(
+        rtol=1e-9,
+        atol=0.0,
+        reason="the standard deviation over 3–4 splits/subsets of values that agree to 1e-13 relative "
+        "(METRIC_LOOP_SUM): the std's relative error is that times mean/std, <= ~1e3 in these cases, "
+        "so ~1e-10; a 10x margin",
+    ),
+    Evaluate.METRIC_HAND_VALUES: Tolerance(
+        rtol=1e-12,
+        atol=1e-12,
+        reason="metrics of hand-made inputs against exact decimals (IS of one-hot rows = 2, MMD² = 0.5, k-NN "
+        "radii on a line): a handful of float64 operations (exp/log of exact values, means of <= 10 "
+        "terms), each <= 1 ulp: < 1e-14; a 100x margin",
     ),
     Evaluate.MLP_FORWARD: Tolerance(
         rtol=1e-10,

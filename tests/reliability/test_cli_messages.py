@@ -17,8 +17,7 @@ from PIL import Image
 import reference
 from impl.cli import main
 from impl.data import save_npz_atomic
-from impl.diffusion import create_gaussian_diffusion
-from impl.factory import create_model
+from impl.factory import create_gaussian_diffusion, create_model
 from impl.nn import save_checkpoint
 from impl.train.errors import one_line
 from tests.cli.tiny import tiny_train

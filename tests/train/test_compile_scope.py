@@ -21,8 +21,8 @@ from torch._dynamo.utils import counters
 
 from impl.factory import create_model_and_diffusion
 from impl.train import DistContext, InMemoryData, TrainConfig, Trainer
+from impl.train.loss_fn import LossFn
 from impl.train.run import RESUME_OVERRIDABLE, merge_resumed_config
-from impl.train.trainer import LossFn
 from testing.assertions import assert_close
 from testing.tolerances import CompileScope, tolerance
 
