@@ -72,12 +72,12 @@ def mutant_names(meta_files: Iterable[Path]) -> list[str]:
 
 
 def draw_sample(names: Sequence[str], size: int, seed: int) -> list[str]:
-    """`size` distinct names drawn uniformly with `random.Random(seed)` (all of them if fewer), sorted."""
+    """`size` distinct names drawn with `random.Random(seed)` (all if fewer), whatever order they come in."""
     if size < 1:
         raise ValueError(f"size: expected a positive sample size, got {size}")
     if size >= len(names):
         return sorted(names)
-    return sorted(random.Random(seed).sample(list(names), size))
+    return sorted(random.Random(seed).sample(sorted(names), size))
 
 
 def mutation_score(statuses: Mapping[str, str]) -> tuple[int, int, float]:
