@@ -216,8 +216,9 @@ def _text_tags(text: str) -> set[int]:
 
 
 def _docstring_tags(node: ast.AST) -> set[int]:
-    documented = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-    return _text_tags((ast.get_docstring(node) if documented else None) or "")
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return _text_tags(ast.get_docstring(node) or "")
+    return set()
 
 
 def test_every_tag_has_a_reference_function_citing_it(spec: Spec) -> None:
