@@ -97,7 +97,7 @@ def test_loops_equal_the_chain_of_their_steps(
     arguments = _arguments(case, clip_denoised)
     x_T = _x_T(case)
     expected = _chain_of_steps(diffusion, model, x_T, ddim, eta, case.seed + 2, arguments)
-    extra = {"eta": eta} if ddim else {}
+    extra: dict[str, Any] = {"eta": eta} if ddim else {}
     progressive = diffusion.ddim_sample_loop_progressive if ddim else diffusion.p_sample_loop_progressive
     final = diffusion.ddim_sample_loop if ddim else diffusion.p_sample_loop
     steps = list(
@@ -135,11 +135,17 @@ def test_loop_defaults_are_the_originals(case: sp.StepCase) -> None:
         return toy_model_torch(x, case.process.learned_variance, case.process.var_type)
 
     x_T = _x_T(case)
-    explicit = {"clip_denoised": True, "denoised_fn": None, "cond_fn": None, "model_kwargs": None}
-    for loop, extra in (
+    explicit: dict[str, Any] = {
+        "clip_denoised": True,
+        "denoised_fn": None,
+        "cond_fn": None,
+        "model_kwargs": None,
+    }
+    loops: tuple[tuple[Callable[..., torch.Tensor], dict[str, Any]], ...] = (
         (diffusion.p_sample_loop, {}),
         (diffusion.ddim_sample_loop, {"eta": 0.0}),
-    ):
+    )
+    for loop, extra in loops:
         seeded = torch.Generator().manual_seed(case.seed)
         implicit = loop(model, case.shape, noise=x_T, generator=seeded)
         spelled = loop(

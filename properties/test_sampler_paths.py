@@ -10,6 +10,8 @@ Both found by mutation testing (docs/testing.md).
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 import torch
@@ -34,6 +36,12 @@ def _batches(draw: st.DrawFn) -> tuple[int, int, list[tuple[list[int], list[floa
     return steps, history, [([t for t, _ in r], [loss for _, loss in r]) for r in rounds]
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _sampler(steps: int, history: int) -> impl.LossSecondMomentResampler:
     spec = sp.ProcessSpec("cosine", steps, None, "EPSILON", "FIXED_SMALL", "MSE", False)
     return impl.LossSecondMomentResampler(impl_diffusion(spec), history_per_term=history)
@@ -49,7 +57,7 @@ def test_one_rank_group_update_equals_the_reference_history(
     steps, history_len, rounds = case
     sampler = _sampler(steps, history_len)
     assert not dist.is_initialized()
-    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
     try:
         for t, losses in rounds:
             sampler.update_with_local_losses(torch.tensor(t), torch.tensor(losses, dtype=torch.float64))
