@@ -38,7 +38,7 @@ test: lint typecheck unit benchmarks-smoke
 # Mutation testing (not part of `make test` or CI): mutmut over impl/diffusion and impl/sampling against
 # `pytest properties/`, on a seeded random sample of the mutants (about 30 minutes on two cores); prints
 # the score.  MUTATION_SAMPLE and MUTATION_SEED choose the sample; docs/testing.md records the last score.
-MUTATION_SAMPLE ?= 60
+MUTATION_SAMPLE ?= 300
 MUTATION_SEED ?= 20260101
 mutation: venv
 	$(PY) -m pip install -q -e ".[dev,mutation]"

@@ -35,7 +35,7 @@ from pathlib import Path
 
 MUTANTS_DIR = Path("mutants")
 MUTATED_PACKAGES = ("impl/diffusion", "impl/sampling")
-DEFAULT_SAMPLE = 60
+DEFAULT_SAMPLE = 300  # about 30 minutes on two cores; see docs/testing.md ("Time")
 DEFAULT_SEED = 20260101
 
 # mutmut's generation step, run in a child process so that mutmut's global state stays out of this one.
