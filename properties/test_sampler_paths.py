@@ -10,6 +10,7 @@ Both found by mutation testing (docs/testing.md).
 
 from __future__ import annotations
 
+import datetime
 import socket
 
 import numpy as np
@@ -57,7 +58,13 @@ def test_one_rank_group_update_equals_the_reference_history(
     steps, history_len, rounds = case
     sampler = _sampler(steps, history_len)
     assert not dist.is_initialized()
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{_free_port()}",
+        rank=0,
+        world_size=1,
+        timeout=datetime.timedelta(seconds=30),  # bounded waits, as in test_distributed.py
+    )
     try:
         for t, losses in rounds:
             sampler.update_with_local_losses(torch.tensor(t), torch.tensor(losses, dtype=torch.float64))
