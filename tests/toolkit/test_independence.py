@@ -39,3 +39,16 @@ def test_no_module_imports_across_the_layering(folder: str, forbidden: set[str])
         if _imported_packages(path) & forbidden
     }
     assert not offenders, f"imports that break the layering: {offenders}"
+
+
+def test_only_the_spec_check_reads_the_catalogue() -> None:
+    """One justified exception: `tests/test_spec.py` checks that the entry names in docs/spec.md's index
+    exist, so it reads `properties.catalogue` (by name, through importlib, not as a dependency of a unit
+    test).  Any other module under tests/ that reaches into the property suite that way fails here."""
+    readers = sorted(
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "tests").rglob("*.py")
+        if 'import_module("properties' in path.read_text(encoding="utf-8")
+        and path.name != "test_independence.py"
+    )
+    assert readers == ["tests/test_spec.py"], readers
