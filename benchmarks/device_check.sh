@@ -51,7 +51,7 @@ case "$DRY" in 0 | 1) ;; *) fail_usage "IDDPM_DEVICE_DRY_RUN must be 0 or 1, got
 for tool in timeout tar "$PYTHON"; do
     command -v "$tool" >/dev/null || fail_usage "'$tool' not found on PATH"
 done
-STEPS=(a_cuda_tests b1_train_cifar10 b2_sample_loop b3_calc_bpd b4_train_imagenet64 b5_other_workloads c_profile)
+STEPS=(a_cuda_tests b1_train_cifar10 b2_sample_loop b3_calc_bpd b4_train_imagenet64 b5_other_workloads b6_eval_and_data c_profile)
 for name in ${IDDPM_CHECK_ONLY:-}; do
     case " ${STEPS[*]} " in
         *" $name "*) ;;
@@ -157,7 +157,7 @@ if [ "$rc" -ne 0 ]; then
 fi
 
 # ---- a. every CUDA test (tests/ and properties/; skipped without CUDA, which the summary says) ----
-run_step a_cuda_tests 100 --junit a_cuda_tests.xml --cuda-step -- \
+run_step a_cuda_tests 85 --junit a_cuda_tests.xml --cuda-step -- \
     "${PYTEST[@]}" -m cuda tests properties --durations=15 --junitxml="$OUT/logs/a_cuda_tests.xml"
 
 # ---- b. the benchmark suite, both modes (eager_fp32 first, then fast), one JSON per part ----
@@ -168,12 +168,14 @@ bench_step() { # name cap selection...
         "${PYTEST[@]}" "$@" "${BENCH_ROUNDS[@]}" --benchmark-json="$OUT/logs/$name.json" \
         --junitxml="$OUT/logs/$name.xml"
 }
-bench_step b1_train_cifar10 70 benchmarks/test_train_step.py::test_train_step_cifar10
-bench_step b2_sample_loop 75 benchmarks/test_sampling.py::test_sample_loop_50_steps_cifar10
+bench_step b1_train_cifar10 65 benchmarks/test_train_step.py::test_train_step_cifar10
+bench_step b2_sample_loop 70 benchmarks/test_sampling.py::test_sample_loop_50_steps_cifar10
 bench_step b3_calc_bpd 35 benchmarks/test_calc_bpd.py
-bench_step b4_train_imagenet64 55 benchmarks/test_train_step.py::test_train_step_imagenet64
+bench_step b4_train_imagenet64 50 benchmarks/test_train_step.py::test_train_step_imagenet64
 bench_step b5_other_workloads 35 benchmarks/test_sampling.py::test_sample_step_cifar10 \
     benchmarks/test_unet_forward.py benchmarks/test_training_losses.py benchmarks/test_schedule_sampler.py
+# Inception feature extraction (batch 500, 32 -> 299 px) and the data pipeline's images/s to the device
+bench_step b6_eval_and_data 25 benchmarks/test_feature_extraction.py benchmarks/test_data_pipeline.py
 
 # ---- c. one fast training step and one 50-step sampling run under torch.profiler ----
 run_step c_profile 70 --expect profile.json --expect profile.txt --profile-json profile.json -- \

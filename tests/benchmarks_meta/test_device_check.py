@@ -32,6 +32,7 @@ STEPS = (
     "b3_calc_bpd",
     "b4_train_imagenet64",
     "b5_other_workloads",
+    "b6_eval_and_data",
     "c_profile",
 )
 DEVICE_TOOL_FILE_LIMIT = 8  # the device tool brings back at most 8 files from $OUT

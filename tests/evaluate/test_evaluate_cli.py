@@ -15,6 +15,7 @@ import torch
 
 from impl.cli import main
 from impl.data.writers import save_npz_atomic
+from testing.tolerances import Evaluate, tolerance
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("torch_fidelity") is None, reason="the metrics extra is not installed"
@@ -68,7 +69,9 @@ def test_evaluate_all_metrics_then_reuse_the_cache_then_a_stats_file(
     assert report.keys() >= KEYS
     assert all(report[k] is not None for k in KEYS)
     assert report["num_samples"] == report["num_reference"] == 10
-    assert report["fid"] > 0 and report["sfid"] > 0 and report["inception_score"] >= 1.0
+    # IS = exp(mean KL) >= 1; with random weights the KLs are ~0 and exp rounds to within an ulp of 1
+    is_floor = 1.0 - tolerance(Evaluate.METRIC_HAND_VALUES).atol
+    assert report["fid"] > 0 and report["sfid"] > 0 and report["inception_score"] >= is_floor
     assert 0.0 <= report["precision"] <= 1.0 and 0.0 <= report["recall"] <= 1.0
     assert (
         f"fid  {report['fid']:.6g}".split()

@@ -52,7 +52,13 @@ def test_defaults_are_the_original_flags_plus_documented_extensions() -> None:
         "num_classes",
         "num_head_channels",
         "resblock_updown",
+        # the objective options of docs/diffusion.md ("Objective options"): their defaults keep the original
+        "predict_v",
+        "loss_weighting",
+        "min_snr_gamma",
+        "vlb_weight",
     }
+    assert (defaults["predict_v"], defaults["loss_weighting"], defaults["vlb_weight"]) == (False, "none", "")
     assert set(model_flag_names()) <= set(defaults)
     defaults["image_size"] = 1
     assert model_and_diffusion_defaults()["image_size"] == 64  # a fresh dict each call
