@@ -35,6 +35,7 @@ def test_training_losses_rejects_a_mean_type_by_name(
             diffusion.tables_for(x_start),
             torch.zeros(case.shape, dtype=torch.float64),
             x_start,
+            diffusion.q_sample(x_start, t, noise=noise),
             t,
             noise,
             model_mean_type=bad,  # type: ignore[arg-type]

@@ -21,10 +21,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import impl
+import reference.timesteps as ref_timesteps
 from impl.diffusion import timesteps as impl_timesteps
 from properties import strategies as sp
-from properties.marshal import impl_diffusion, ref
-from properties.tolerances import tolerance
+from properties.marshal import impl_diffusion
+from testing.assertions import assert_close
+from testing.tolerances import ReferenceOp, impl_vs_reference
 
 
 @st.composite
@@ -73,7 +75,7 @@ def test_one_rank_group_update_equals_the_reference_history(
     history = np.zeros((steps, history_len))
     counts = np.zeros(steps, dtype=np.int64)
     for t, losses in rounds:
-        history, counts = ref("timesteps").update_loss_history(
+        history, counts = ref_timesteps.update_loss_history(
             history, counts, np.asarray(t), np.asarray(losses)
         )
     assert np.array_equal(sampler._loss_history.numpy(), history)
@@ -97,6 +99,5 @@ def test_probabilities_are_float64_for_a_float32_history(
     counts = np.full(steps, history_len if full else max(history_len - 1, 0), dtype=np.int64)
     p = impl_timesteps.loss_second_moment_probs(torch.from_numpy(values), torch.from_numpy(counts))
     assert p.dtype == torch.float64
-    expected = ref("timesteps").loss_second_moment_probs(values.astype(np.float64), counts)
-    tol = tolerance("float64", "timestep_probs")
-    np.testing.assert_allclose(p.numpy(), expected, rtol=tol.rtol, atol=tol.atol, err_msg=tol.reason)
+    expected = ref_timesteps.loss_second_moment_probs(values.astype(np.float64), counts)
+    assert_close(p, expected, tol=impl_vs_reference("float64", ReferenceOp.TIMESTEP_PROBS), label="probs")
