@@ -286,3 +286,26 @@ def test_report_table_derives_throughput_from_the_saved_median() -> None:
     row = results_table(saved).splitlines()[2]
     # 128 images / 0.032 s = 4,000 img/s
     assert row == "| train_step/cifar10 | fast | 0.032 | 4,000.0 | 5.00 | 201 | 20.3 % | 5.50 | yes |"
+
+
+def test_report_table_takes_a_record_without_images_per_call() -> None:
+    """The data-pipeline benchmark records images/s itself (no images_per_call): the table still renders."""
+    from benchmarks.report import results_table
+
+    saved = {
+        "benchmarks": [
+            {
+                "group": "data_pipeline/64x64",
+                "stats": {"median": 0.5},
+                "extra_info": {"reader": "npy", "images_per_s": 1234.5},
+            },
+            {
+                "group": "train_step/cifar10",
+                "stats": {"median": 0.25},
+                "extra_info": {"mode": "fast", "images_per_call": 128},
+            },
+        ]
+    }
+    table = results_table(saved)
+    assert "| npy | 0.5 | 1,234.5 |" in table
+    assert "| fast | 0.25 | 512.0 |" in table
