@@ -1,4 +1,4 @@
-"""impl.nn: the improved-diffusion U-Net, its blocks, and state-dict I/O (from flags: `impl.factory`)."""
+"""impl.nn: the improved-diffusion U-Net, the guided-diffusion classifier, its blocks, and state-dict I/O (from flags: `impl.factory`)."""
 
 from impl.nn.attention import (
     ATTENTION_BACKENDS,
@@ -16,6 +16,7 @@ from impl.nn.checkpoint_io import (
     read_state_dict,
     save_checkpoint,
 )
+from impl.nn.classifier import CLASSIFIER_POOLS, AttentionPool2d, ClassifierPool, EncoderUNetModel
 from impl.nn.embedding import timestep_embedding
 from impl.nn.layers import Downsample, GroupNorm32, Upsample
 from impl.nn.resblock import ResBlock, TimestepBlock, TimestepEmbedSequential
@@ -25,9 +26,13 @@ __all__ = [
     "ATTENTION_BACKENDS",
     "AttentionBackend",
     "AttentionBlock",
+    "AttentionPool2d",
+    "CLASSIFIER_POOLS",
+    "ClassifierPool",
     "CheckpointMismatchError",
     "CheckpointReadError",
     "Downsample",
+    "EncoderUNetModel",
     "GroupNorm32",
     "ResBlock",
     "TimestepBlock",
