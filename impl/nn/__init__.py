@@ -1,4 +1,4 @@
-"""impl.nn: the improved-diffusion U-Net, the guided-diffusion classifier, its blocks, and state-dict I/O (from flags: `impl.factory`)."""
+"""impl.nn: the U-Net, the noisy-image classifier, their blocks, state-dict I/O (flags: `impl.factory`)."""
 
 from impl.nn.attention import (
     ATTENTION_BACKENDS,
@@ -24,13 +24,13 @@ from impl.nn.unet import UNetModel, set_attention_backend, set_norm_recompute
 
 __all__ = [
     "ATTENTION_BACKENDS",
+    "CLASSIFIER_POOLS",
     "AttentionBackend",
     "AttentionBlock",
     "AttentionPool2d",
-    "CLASSIFIER_POOLS",
-    "ClassifierPool",
     "CheckpointMismatchError",
     "CheckpointReadError",
+    "ClassifierPool",
     "Downsample",
     "EncoderUNetModel",
     "GroupNorm32",

@@ -64,9 +64,7 @@ class AttentionPool2d(nn.Module):
             )
         self.spatial_size = spatial_size
         self.num_heads = channels // head_channels
-        self.positional_embedding = nn.Parameter(
-            torch.randn(channels, spatial_size**2 + 1) / channels**0.5
-        )
+        self.positional_embedding = nn.Parameter(torch.randn(channels, spatial_size**2 + 1) / channels**0.5)
         self.qkv_proj = nn.Conv1d(channels, 3 * channels, 1)
         self.c_proj = nn.Conv1d(channels, out_channels, 1)
 
@@ -140,7 +138,9 @@ class EncoderUNetModel(nn.Module):
             )
         factor = 2 ** (len(channel_mult) - 1)
         if image_size % factor:
-            raise ValueError(f"image_size {image_size} must be divisible by 2^(len(channel_mult)-1) = {factor}")
+            raise ValueError(
+                f"image_size {image_size} must be divisible by 2^(len(channel_mult)-1) = {factor}"
+            )
         self.pool: ClassifierPool = check_pool(pool)
         if self.pool == "attention" and num_head_channels == -1:
             raise ValueError("pool 'attention' needs num_head_channels (the pool's width per head), got -1")
@@ -179,7 +179,9 @@ class EncoderUNetModel(nn.Module):
             )
 
         ch = int(channel_mult[0] * model_channels)
-        self.input_blocks = nn.ModuleList([TimestepEmbedSequential([conv_nd(2, in_channels, ch, 3, padding=1)])])
+        self.input_blocks = nn.ModuleList(
+            [TimestepEmbedSequential([conv_nd(2, in_channels, ch, 3, padding=1)])]
+        )
         feature_size = ch
         ds = 1
         for level, mult in enumerate(channel_mult):
@@ -239,7 +241,10 @@ class EncoderUNetModel(nn.Module):
             raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
         if timesteps.ndim == 0:
             timesteps = timesteps.expand(x.shape[0])
-        weight_dtype = self.time_embed[0].weight.dtype
+        first_linear = self.time_embed[0]
+        if not isinstance(first_linear, nn.Linear):
+            raise TypeError("time_embed[0] must be an nn.Linear")
+        weight_dtype = first_linear.weight.dtype
         compute = torch.float64 if weight_dtype == torch.float64 else torch.float32
         t_emb = timestep_embedding(timesteps, self.model_channels, dtype=compute).to(weight_dtype)
         spatial = self.pool in ("spatial", "spatial_v2")

@@ -21,6 +21,7 @@ class UNet(enum.Enum):
     TIMESTEP_EMBEDDING_FLOAT64 = "unet_timestep_embedding"
     REASSOCIATION_FLOAT32 = "unet_reassociation"
     AUTOCAST_BFLOAT16 = "unet_autocast"
+    CLASSIFIER_FORWARD_FLOAT64 = "classifier_forward"
 
 
 class Sampling(enum.Enum):
@@ -77,6 +78,14 @@ UNET: dict[UNet, Tolerance] = {
         "series, each a dot product of length <= 9·256 whose rounding error is ~sqrt(n)·eps ≈ "
         "50·1.1e-16 ≈ 6e-15 relative; GroupNorm keeps activations O(1), so errors add over layers "
         "to <= 40·6e-15 ≈ 2.4e-13 (observed 4e-15); 1e-12 leaves a factor 4 above that worst case",
+    ),
+    UNet.CLASSIFIER_FORWARD_FLOAT64: Tolerance(
+        rtol=1e-12,
+        atol=1e-12,
+        reason="impl.nn classifier vs an independent functional float64 forward, logits O(1): <= ~20 "
+        "layers in series (encoder half, head), each a dot product of length <= 9·64 or 2048 whose "
+        "rounding error is ~sqrt(n)·eps ≈ 45·1.1e-16 ≈ 5e-15 relative; GroupNorm keeps activations "
+        "O(1), so errors add to <= 20·5e-15 = 1e-13; 1e-12 leaves a factor 10 above that worst case",
     ),
     UNet.TIMESTEP_EMBEDDING_FLOAT64: Tolerance(
         rtol=0.0,

@@ -1,0 +1,105 @@
+"""The classifier computes the function of an independent float64 forward; loading, inputs, gradients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from impl.factory import create_classifier, load_classifier
+from impl.nn import CheckpointMismatchError, EncoderUNetModel
+from testing.assertions import assert_close
+from testing.tolerances import UNet, tolerance
+from tests.nn._functional_classifier import reference_classifier_forward
+from tests.nn._helpers import inputs, randomize_all_parameters
+
+SMALL: dict[str, Any] = {
+    "image_size": 8,
+    "classifier_width": 32,
+    "classifier_depth": 1,
+    "classifier_attention_resolutions": "4",
+    "num_classes": 5,
+    "num_head_channels": 32,
+}
+
+CASES = [
+    ("adaptive", False, True),
+    ("attention", True, True),
+    ("attention", False, False),
+    ("spatial", False, True),
+    ("spatial_v2", True, False),
+]
+
+
+def _small(pool: str, updown: bool, scale_shift: bool) -> EncoderUNetModel:
+    return create_classifier(
+        **SMALL,
+        classifier_pool=pool,
+        classifier_resblock_updown=updown,
+        classifier_use_scale_shift_norm=scale_shift,
+    )
+
+
+@pytest.mark.parametrize(("pool", "updown", "scale_shift"), CASES)
+def test_logits_equal_independent_float64_forward(pool: str, updown: bool, scale_shift: bool) -> None:
+    model = _small(pool, updown, scale_shift).double().eval()
+    randomize_all_parameters(model, seed=3, std=0.1)
+    x, t = inputs(batch=2, size=(8, 8), dtype=torch.float64)
+    sd = {k: v.detach() for k, v in model.state_dict().items()}
+    down_blocks = frozenset({2}) if updown else frozenset()  # input_blocks.2 is the one downsampling
+    with torch.no_grad():
+        expected = reference_classifier_forward(sd, x, t, pool=pool, heads=2, down_blocks=down_blocks)
+        for backend in ("naive", "sdpa"):
+            for module in model.modules():
+                if hasattr(module, "attention_backend"):
+                    module.attention_backend = backend
+            actual = model(x, t)
+            assert actual.shape == (2, 5)
+            assert_close(actual, expected, tol=tolerance(UNet.CLASSIFIER_FORWARD_FLOAT64), label=backend)
+    assert expected.abs().max() > 0.1  # not a comparison of two near-zero tensors
+    assert (expected[0] - expected[1]).abs().max() > 1e-3  # the two samples' logits differ
+
+
+def test_logits_depend_on_timestep_and_samples_are_independent() -> None:
+    model = _small("attention", True, True).eval()
+    randomize_all_parameters(model, seed=4, std=0.1)
+    x, _ = inputs(batch=2, size=(8, 8))
+    with torch.no_grad():
+        a = model(x, torch.tensor([10.0, 10.0]))
+        b = model(x, torch.tensor([10.0, 900.0]))
+    assert torch.equal(a[0], b[0])
+    assert (a[1] - b[1]).abs().max() > 1e-3
+
+
+def test_gradients_reach_every_parameter_and_the_input() -> None:
+    model = _small("attention", True, True).train()
+    randomize_all_parameters(model, seed=5, std=0.1)
+    x, t = inputs(batch=2, size=(8, 8))
+    x.requires_grad_(True)
+    torch.log_softmax(model(x, t), dim=-1)[:, 1].sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []
+    assert x.grad is not None and torch.any(x.grad != 0)  # what classifier guidance differentiates
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 16, 16), (2, 1, 8, 8), (3, 8, 8)])
+def test_wrong_input_shape_is_a_value_error(shape: tuple[int, ...]) -> None:
+    model = _small("adaptive", False, True)
+    with pytest.raises(ValueError, match="x must have shape"):
+        model(torch.zeros(shape), torch.zeros(shape[0]))
+
+
+def test_load_classifier_round_trip_and_strict_keys(tmp_path: Path) -> None:
+    flags = {**SMALL, "classifier_pool": "spatial_v2"}
+    source = create_classifier(**flags)
+    randomize_all_parameters(source, seed=6)
+    path = tmp_path / "classifier.pt"
+    torch.save(source.state_dict(), path)
+    loaded = load_classifier(path, **flags)
+    assert not loaded.training
+    for key, value in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    with pytest.raises(CheckpointMismatchError):
+        load_classifier(path, **{**flags, "classifier_pool": "spatial"})
