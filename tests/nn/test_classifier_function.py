@@ -103,3 +103,33 @@ def test_load_classifier_round_trip_and_strict_keys(tmp_path: Path) -> None:
         assert torch.equal(loaded.state_dict()[key], value), key
     with pytest.raises(CheckpointMismatchError):
         load_classifier(path, **{**flags, "classifier_pool": "spatial"})
+
+
+def test_fp16_flag_changes_nothing_on_cpu() -> None:
+    plain = _small("attention", True, True).eval()
+    randomize_all_parameters(plain, seed=7, std=0.1)
+    fp16 = create_classifier(**SMALL, classifier_pool="attention", classifier_use_fp16=True).eval()
+    fp16.load_state_dict(plain.state_dict())
+    x, t = inputs(batch=2, size=(8, 8))
+    with torch.no_grad():
+        assert torch.equal(fp16(x, t), plain(x, t))
+    assert fp16.use_fp16 and not plain.use_fp16
+
+
+@pytest.mark.cuda
+def test_fp16_flag_runs_the_trunk_in_float16_on_cuda() -> None:
+    plain = _small("attention", True, True).eval()
+    randomize_all_parameters(plain, seed=8, std=0.1)
+    fp16 = create_classifier(**SMALL, classifier_pool="attention", classifier_use_fp16=True).eval()
+    fp16.load_state_dict(plain.state_dict())
+    plain, fp16 = plain.cuda(), fp16.cuda()
+    x, t = inputs(batch=2, size=(8, 8))
+    x, t = x.cuda(), t.cuda()
+    seen: list[torch.dtype] = []
+    fp16.input_blocks[1].register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    with torch.no_grad():
+        expected = plain(x, t)
+        actual = fp16(x, t)
+    assert seen == [torch.float16]
+    assert actual.dtype == torch.float32
+    assert_close(actual, expected, tol=tolerance(UNet.CLASSIFIER_AUTOCAST_FLOAT16))
