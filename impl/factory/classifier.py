@@ -39,6 +39,15 @@ CLASSIFIER_HEAD_CHANNELS = 64
 """Channels per attention head in the classifier's attention blocks and attention pool."""
 
 
+_CLASSIFIER_EXTENSIONS = (
+    "in_channels",
+    "num_classes",
+    "channel_mult",
+    "num_head_channels",
+    "attention_backend",
+)
+
+
 def classifier_defaults() -> dict[str, Any]:
     """guided-diffusion's classifier flags with their defaults (a fresh dict on every call)."""
     return {
@@ -126,6 +135,10 @@ def load_classifier(
     """``create_classifier(**flags)`` (missing flags take :func:`classifier_defaults`) with the state dict
     at ``path`` loaded strictly (:class:`impl.nn.CheckpointMismatchError` on any key or shape mismatch);
     returned in eval mode."""
+    allowed = {*classifier_defaults(), *_CLASSIFIER_EXTENSIONS}
+    unknown = set(flags) - allowed
+    if unknown:
+        raise ValueError(f"unknown classifier flags {sorted(unknown)}; allowed: {sorted(allowed)}")
     state = read_state_dict(path, map_location=map_location, key=key)
     model = create_classifier(**{**classifier_defaults(), **flags})
     loaded = load_state_strictly(model, state, source=path)

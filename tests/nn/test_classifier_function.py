@@ -103,6 +103,8 @@ def test_load_classifier_round_trip_and_strict_keys(tmp_path: Path) -> None:
         assert torch.equal(loaded.state_dict()[key], value), key
     with pytest.raises(CheckpointMismatchError):
         load_classifier(path, **{**flags, "classifier_pool": "spatial"})
+    with pytest.raises(ValueError, match="unknown classifier flags"):
+        load_classifier(path, **flags, num_channels=64)
 
 
 def test_fp16_flag_changes_nothing_on_cpu() -> None:
