@@ -195,7 +195,7 @@ def _add_prepare_parser(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Improved DDPM: train, sample, evaluate.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_parser(sub)
     sub.add_parser("recipes", help="list the named training recipes (--recipe) with their flags")
 
