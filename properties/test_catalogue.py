@@ -89,6 +89,8 @@ EXCLUDED: dict[str, str] = {
     "GaussianDiffusion.p_sample_loop_progressive": "a loop over p_sample (catalogued); tested in test_loops",
     "GaussianDiffusion.ddim_sample_loop": "a loop over ddim_sample (catalogued); tested in test_loops",
     "GaussianDiffusion.ddim_sample_loop_progressive": "a loop over ddim_sample (catalogued); see test_loops",
+    "GaussianDiffusion.ddim_reverse_sample_loop": "a loop over ddim_reverse_sample (catalogued); held to "
+    "reference ddim_reverse_step per step and to reference ddim_inversion in test_loops",
     "create_named_schedule_sampler": "name → class mapping; tested in test_samplers",
     "mean_flat": "the mean over non-batch axes, no reference counterpart; inside every 'bound' entry",
     "LossType.is_vb": "a membership test of the enum; tested in test_factory",

@@ -7,6 +7,7 @@ Each step returns the new sample array.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -142,3 +143,35 @@ def condition_score(
     pred_xstart = predict_xstart_from_eps(tab, xt, t_arr, eps)
     mean, _, _ = q_posterior_mean_variance(tab, pred_xstart, xt, t_arr)
     return {**parts, "pred_xstart": pred_xstart, "mean": mean}
+
+
+def tempered_noise(noise: ArrayLike, temperature: float) -> FloatArray:
+    """z_τ = τ·z, the step noise of [S29] / [S30] at temperature τ > 0 (τ = 1: untempered) [S45]."""
+    if not (math.isfinite(temperature) and temperature > 0.0):
+        raise ValueError(f"temperature: expected a finite value > 0, got {temperature!r}")
+    scaled: FloatArray = temperature * as_float64(noise, "noise")
+    return scaled
+
+
+def initial_latent(noise: ArrayLike, init_temperature: float) -> FloatArray:
+    """x_T = τ₀·z with z ~ N(0, I), the starting point of a sampling loop (τ₀ = 1: untempered) [S46]."""
+    if not (math.isfinite(init_temperature) and init_temperature > 0.0):
+        raise ValueError(f"init_temperature: expected a finite value > 0, got {init_temperature!r}")
+    start: FloatArray = init_temperature * as_float64(noise, "noise")
+    return start
+
+
+def ddim_inversion(
+    tab: DiffusionTables,
+    mean_variance: Callable[[FloatArray, IntArray], dict[str, FloatArray]],
+    x_0: ArrayLike,
+) -> FloatArray:
+    """x_T = R_{T−1}(… R_1(R_0(x_0))), R_t the inversion step x_t → x_{t+1} of [S31] [S47].
+
+    ``mean_variance(x_t, t)`` returns the ``p_mean_variance`` dict of the model at (x_t, t).
+    """
+    x = as_float64(x_0, "x_0")
+    for step in range(tab.num_timesteps):
+        t = np.full(x.shape[0], step, dtype=np.int64)
+        x = ddim_reverse_step(tab, mean_variance(x, t), x, t)
+    return x

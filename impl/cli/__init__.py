@@ -35,6 +35,8 @@ __all__ = [
 COMMANDS: dict[str, str] = {
     "train": "impl.commands.train",
     "sample": "impl.commands.sample",
+    "encode": "impl.commands.encode",
+    "interpolate": "impl.commands.interpolate",
     "nll": "impl.commands.nll",
     "evaluate": "impl.commands.evaluate",
     "prepare": "impl.commands.prepare",

@@ -195,7 +195,7 @@ def _add_prepare_parser(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Improved DDPM: train, sample, evaluate.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_parser(sub)
     sub.add_parser("recipes", help="list the named training recipes (--recipe) with their flags")
 
@@ -204,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num_samples", type=int, default=64)
     _add_bool(s, "use_ddim", False, "DDIM instead of ancestral sampling")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
+    s.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="scale of each step's noise (ancestral, DDIM eta > 0); 1: untempered",
+    )
+    s.add_argument("--init_temperature", type=float, default=1.0, help="x_T = init_temperature * z")
     s.add_argument("--class_label", type=int, default=-1, help="class of every sample; -1: random")
     s.add_argument("--grid", default="", help="PNG grid path (default: next to the .npz)")
     _add_bool(s, "progress", True, "show a progress bar")
@@ -213,6 +220,23 @@ def build_parser() -> argparse.ArgumentParser:
         default="inductor",
         help="torch.compile backend of --compile: inductor, aot_eager, eager or cudagraphs",
     )
+
+    enc = sub.add_parser("encode", help="DDIM inversion of images (.npz) to their latents x_T (.npz)")
+    _add_model_source(enc)
+    enc.add_argument(
+        "--images", required=True, help=".npz with arr_0 = uint8 NHWC images of the model's size"
+    )
+    _add_bool(enc, "overwrite", False, "replace an existing --output file")
+
+    it = sub.add_parser(
+        "interpolate",
+        help="slerp between the DDIM-inverted latents of two images, decoded with DDIM, to an .npz",
+    )
+    _add_model_source(it)
+    it.add_argument("a", metavar="A", help=".npz holding one image (arr_0 of shape (1, H, W, C))")
+    it.add_argument("b", metavar="B", help=".npz holding one image")
+    it.add_argument("--steps", type=int, default=8, help="frames, A and B included (>= 2)")
+    _add_bool(it, "overwrite", False, "replace an existing --output file")
 
     n = sub.add_parser("nll", help="NLL bound in bits/dim over a data split, as JSON")
     n_speed = _add_model_source(n)

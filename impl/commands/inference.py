@@ -156,6 +156,8 @@ def generate_samples(
     shape: tuple[int, int, int],
     use_ddim: bool = False,
     eta: float = 0.0,
+    temperature: float = 1.0,
+    init_temperature: float = 1.0,
     clip_denoised: bool = True,
     num_classes: int | None = None,
     class_label: int = -1,
@@ -176,6 +178,7 @@ def generate_samples(
     autocast (:func:`inference_model`; the diffusion math stays float32); ``channels_last`` converts the
     model in place and draws x_T channels-last (same values); ``compile`` runs each reverse step through a
     :class:`CompiledStepRunner` on ``compile_backend``, which draws the same noise as the eager loop.
+    ``temperature`` τ scales each step's noise [S45], ``init_temperature`` τ₀ the starting noise [S46].
     """
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples and batch_size must be positive, got {num_samples}, {batch_size}")
@@ -217,6 +220,8 @@ def generate_samples(
             generator=gen,
             device=device,
             step_runner=runner,
+            temperature=temperature,
+            init_temperature=init_temperature,
             **extra,
         )
         pixels = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)

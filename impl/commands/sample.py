@@ -12,7 +12,7 @@ from impl.commands import common
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
     from impl.commands.inference import generate_samples
     from impl.data import save_image_grid, save_npz_atomic
-    from impl.diffusion.steps import check_eta
+    from impl.diffusion.steps import check_eta, check_temperature
     from impl.runtime.compile import SAMPLING_COMPILE_BACKENDS
     from impl.runtime.precision import PRECISIONS
 
@@ -26,6 +26,8 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         raise ValueError(
             f"--eta must be a finite number >= 0 (0: deterministic DDIM), got {args.eta}"
         ) from None
+    for flag in ("temperature", "init_temperature"):
+        check_temperature(getattr(args, flag), f"--{flag}")
     if args.class_label < -1:
         raise ValueError(
             f"--class_label must be -1 (random classes) or a class index >= 0, got {args.class_label}"
@@ -61,6 +63,8 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
             shape=(channels, size, size),
             use_ddim=args.use_ddim,
             eta=args.eta,
+            temperature=args.temperature,
+            init_temperature=args.init_temperature,
             clip_denoised=args.clip_denoised,
             num_classes=num_classes,
             class_label=args.class_label,

@@ -48,6 +48,19 @@ def check_eta(eta: float) -> float:
     return float(eta)
 
 
+def check_temperature(value: float, name: str = "temperature") -> float:
+    """``value`` as a float if it is a finite number > 0 (a noise temperature [S45], [S46]), else a
+    ValueError naming ``name``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name} must be a finite number > 0 (1: untempered sampling), got {value!r}")
+    return float(value)
+
+
 def ddim_sigma(tab: TorchTables, t: torch.Tensor, ndim: int, eta: float) -> torch.Tensor:
     """σ = η √((1 − ᾱ_prev)/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev) [S30]."""
     abar = gather(tab.alphas_cumprod, t, ndim)

@@ -45,7 +45,9 @@ class SamplingOptions:
 
     clip_denoised: clip x̂_0 to [−1, 1]; denoised_fn: applied to x̂_0 first; cond_fn: guidance gradient
     (SPEC §7); model_kwargs: passed to the model and to cond_fn; eta: DDIM's stochasticity η [S30] (0 for
-    the ancestral loops); progress: show a tqdm bar over the timesteps; generator: every random draw.
+    the ancestral loops); progress: show a tqdm bar over the timesteps; generator: every random draw;
+    temperature: τ scaling each step's noise [S45] (ancestral, DDIM η > 0); init_temperature: τ₀ scaling the
+    starting noise, x_T = τ₀·z [S46].  τ = τ₀ = 1 (the defaults) is the untempered sampler bit for bit.
     """
 
     clip_denoised: bool = True
@@ -55,6 +57,8 @@ class SamplingOptions:
     eta: float = 0.0
     progress: bool = False
     generator: torch.Generator | None = None
+    temperature: float = 1.0
+    init_temperature: float = 1.0
 
 
 DEFAULT_OPTIONS = SamplingOptions()
@@ -101,6 +105,19 @@ class ReverseProcess(Protocol):
         generator: torch.Generator | None = ...,
     ) -> dict[str, torch.Tensor]:
         """One DDIM step x_t → x_{t−1} with stochasticity η [S30]: keys sample, pred_xstart."""
+        ...
+
+    def ddim_reverse_sample(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        clip_denoised: bool = ...,
+        denoised_fn: DenoisedFn | None = ...,
+        model_kwargs: dict[str, Any] | None = ...,
+        eta: float = ...,
+    ) -> dict[str, torch.Tensor]:
+        """One deterministic DDIM inversion step x_t → x_{t+1} [S31]: keys sample, pred_xstart."""
         ...
 
 

@@ -8,6 +8,7 @@ from impl.diffusion.types import SamplingOptions, StepRunner
 from impl.sampling.bpd import calc_bpd_loop
 from impl.sampling.compiled import CompiledStepRunner
 from impl.sampling.loops import (
+    ddim_reverse_sample_loop,
     ddim_sample_loop,
     ddim_sample_loop_progressive,
     p_sample_loop,
@@ -19,6 +20,7 @@ __all__: list[str] = [
     "SamplingOptions",
     "StepRunner",
     "calc_bpd_loop",
+    "ddim_reverse_sample_loop",
     "ddim_sample_loop",
     "ddim_sample_loop_progressive",
     "p_sample_loop",

@@ -4,7 +4,9 @@
 loops call: the step's math exists once) in `torch.compile` for fixed shapes.  The step noise is an
 input: the loops draw it from their generator outside the compiled region, in the order and dtype the
 eager step draws it, so an accelerated loop reproduces the eager loop for the same generator.  On CUDA
-the default mode is "reduce-overhead", which replays the step as a CUDA graph.
+the default mode is "reduce-overhead", which replays the step as a CUDA graph.  A sampling temperature
+τ [S45] needs nothing here: the loop passes the tempered noise τ·z in as the step's noise input, so one
+compiled step serves every τ.
 """
 
 from __future__ import annotations

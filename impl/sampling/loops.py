@@ -1,4 +1,10 @@
-"""Sampling loops from x_T down to x_0: ancestral [S29] and DDIM [S30], plain and progressive.
+"""Sampling loops from x_T down to x_0: ancestral [S29] and DDIM [S30], plain and progressive; DDIM
+inversion from x_0 up to x_T [S31], [S47].
+
+Temperature: `options.temperature` τ multiplies each step's noise z [S45] and `options.init_temperature` τ₀
+the starting noise [S46].  At τ = 1 the loops take exactly the untempered path (the step draws its own
+noise), so τ = τ₀ = 1 is today's sampling bit for bit; at τ ≠ 1 the loop draws z as the step would and
+passes τ·z in.
 
 Exposed as `GaussianDiffusion` methods, which keep the original keyword signatures and pass their settings
 here as one `SamplingOptions`.  The loops see the process only through `ReverseProcess`.  The timestep
@@ -16,10 +22,12 @@ from collections.abc import Iterable, Iterator, Sequence
 import torch
 
 from impl.diffusion.schedule import compute_dtype
-from impl.diffusion.steps import check_eta
+from impl.diffusion.steps import check_eta, check_temperature
 from impl.diffusion.types import DEFAULT_OPTIONS, Model, ReverseProcess, SamplingOptions, StepRunner
 
 __all__ = [
+    "ddim_reverse_sample_loop",
+    "ddim_reverse_sample_loop_progressive",
     "ddim_sample_loop",
     "ddim_sample_loop_progressive",
     "final_sample",
@@ -56,13 +64,26 @@ def initial_noise(
     noise: torch.Tensor | None,
     device: torch.device,
     generator: torch.Generator | None,
+    init_temperature: float = 1.0,
 ) -> torch.Tensor:
-    """x_T: the given `noise` (shape-checked) or a float32 standard normal draw."""
+    """x_T = τ₀·z [S46]: z the given `noise` (shape-checked) or a float32 standard normal draw."""
+    check_temperature(init_temperature, "init_temperature")
     if noise is not None:
         if tuple(noise.shape) != tuple(shape):
             raise ValueError(f"noise has shape {tuple(noise.shape)}, expected shape {tuple(shape)}")
-        return noise.to(device)
-    return torch.randn(tuple(shape), generator=generator, device=device)
+        z = noise.to(device)
+    else:
+        z = torch.randn(tuple(shape), generator=generator, device=device)
+    return z if init_temperature == 1.0 else init_temperature * z
+
+
+def tempered_step_noise(
+    x: torch.Tensor, generator: torch.Generator | None, temperature: float
+) -> torch.Tensor | None:
+    """τ·z [S45] for a step at x (z as `step_noise` draws it), or None at τ = 1: the step draws z itself."""
+    if temperature == 1.0:
+        return None
+    return temperature * step_noise(x, generator)
 
 
 def step_noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -92,11 +113,13 @@ def p_sample_loop_progressive(
     """Yield `p_sample` outputs for t = T−1 … 0, starting from `noise` or a draw from the generator."""
     if options.eta != 0.0:
         raise ValueError(f"options.eta must be 0.0 for ancestral sampling (η is DDIM's), got {options.eta}")
+    temperature = check_temperature(options.temperature)
     dev = resolve_device(model, device, noise, options.generator)
-    x = initial_noise(shape, noise, dev, options.generator)
+    x = initial_noise(shape, noise, dev, options.generator, options.init_temperature)
     for i in _timesteps(diffusion.num_timesteps, options.progress):
         t = torch.full((x.shape[0],), i, dtype=torch.long, device=dev)
         with torch.no_grad():
+            tempered = tempered_step_noise(x, options.generator, temperature)
             if step_runner is None:
                 out = diffusion.p_sample(
                     model,
@@ -106,10 +129,11 @@ def p_sample_loop_progressive(
                     options.denoised_fn,
                     options.cond_fn,
                     options.model_kwargs,
+                    tempered,
                     generator=options.generator,
                 )
             else:
-                z = step_noise(x, options.generator)
+                z = step_noise(x, options.generator) if tempered is None else tempered
                 out = step_runner.ancestral_step(diffusion, model, x, t, z, options)
         yield out
         x = out["sample"]
@@ -127,12 +151,15 @@ def ddim_sample_loop_progressive(
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield `ddim_sample` outputs for t = T−1 … 0 (η = 0: deterministic given x_T)."""
     check_eta(options.eta)
+    temperature = check_temperature(options.temperature)
     dev = resolve_device(model, device, noise, options.generator)
-    x = initial_noise(shape, noise, dev, options.generator)
+    x = initial_noise(shape, noise, dev, options.generator, options.init_temperature)
     zeros: torch.Tensor | None = None
     for i in _timesteps(diffusion.num_timesteps, options.progress):
         t = torch.full((x.shape[0],), i, dtype=torch.long, device=dev)
         with torch.no_grad():
+            # σ = 0 at η = 0: there is no step noise to temper.
+            tempered = tempered_step_noise(x, options.generator, temperature) if options.eta != 0.0 else None
             if step_runner is None:
                 out = diffusion.ddim_sample(
                     model,
@@ -143,6 +170,7 @@ def ddim_sample_loop_progressive(
                     options.cond_fn,
                     options.model_kwargs,
                     options.eta,
+                    tempered,
                     generator=options.generator,
                 )
             else:
@@ -151,10 +179,62 @@ def ddim_sample_loop_progressive(
                         zeros = torch.zeros(x.shape, device=x.device, dtype=compute_dtype(x.dtype))
                     z = zeros
                 else:
-                    z = step_noise(x, options.generator)
+                    z = step_noise(x, options.generator) if tempered is None else tempered
                 out = step_runner.ddim_step(diffusion, model, x, t, z, options)
         yield out
         x = out["sample"]
+
+
+def ddim_reverse_sample_loop_progressive(
+    diffusion: ReverseProcess,
+    model: Model,
+    x0: torch.Tensor,
+    *,
+    device: torch.device | str | None = None,
+    options: SamplingOptions = DEFAULT_OPTIONS,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield `ddim_reverse_sample` outputs for t = 0 … T−1 from x_0 (DDIM inversion at η = 0 [S47]).
+
+    The step at t returns x_{t+1}; the last yielded sample is the latent x_T.  The inversion is
+    deterministic: `options.eta` must be 0 and the temperatures 1 (nothing is drawn to temper).
+    """
+    if options.eta != 0.0:
+        raise ValueError(
+            f"options.eta must be 0.0 for DDIM inversion (it is deterministic), got {options.eta}"
+        )
+    if options.temperature != 1.0 or options.init_temperature != 1.0:
+        raise ValueError("options.temperature and options.init_temperature must be 1.0 for DDIM inversion")
+    if options.cond_fn is not None:
+        raise ValueError("options.cond_fn is not supported by DDIM inversion; pass cond_fn=None")
+    dev = torch.device(device) if device is not None else x0.device
+    x = x0.to(dev)
+    indices: Iterable[int] = range(diffusion.num_timesteps)
+    if options.progress:
+        from tqdm.auto import tqdm
+
+        indices = tqdm(list(indices))
+    for i in indices:
+        t = torch.full((x.shape[0],), i, dtype=torch.long, device=dev)
+        with torch.no_grad():
+            out = diffusion.ddim_reverse_sample(
+                model, x, t, options.clip_denoised, options.denoised_fn, options.model_kwargs
+            )
+        yield out
+        x = out["sample"]
+
+
+def ddim_reverse_sample_loop(
+    diffusion: ReverseProcess,
+    model: Model,
+    x0: torch.Tensor,
+    *,
+    device: torch.device | str | None = None,
+    options: SamplingOptions = DEFAULT_OPTIONS,
+) -> torch.Tensor:
+    """The latent x_T of `ddim_reverse_sample_loop_progressive` (x_0 → x_T, η = 0 [S47])."""
+    return final_sample(
+        ddim_reverse_sample_loop_progressive(diffusion, model, x0, device=device, options=options)
+    )
 
 
 def final_sample(steps: Iterator[dict[str, torch.Tensor]]) -> torch.Tensor:

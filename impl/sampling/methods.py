@@ -28,7 +28,9 @@ __all__ = ["SamplingLoopMethods"]
 
 
 class SamplingLoopMethods:
-    """`p_sample_loop`, `ddim_sample_loop`, their progressive forms and `calc_bpd_loop` as methods."""
+    """`p_sample_loop`, `ddim_sample_loop`, their progressive forms, `ddim_reverse_sample_loop` and
+    `calc_bpd_loop` as methods.  ``temperature`` τ scales each step's noise [S45], ``init_temperature`` τ₀
+    the starting noise [S46]; 1.0 (the default) leaves sampling unchanged bit for bit."""
 
     def p_sample_loop(
         self: ReverseProcess,
@@ -44,6 +46,8 @@ class SamplingLoopMethods:
         *,
         generator: torch.Generator | None = None,
         step_runner: StepRunner | None = None,
+        temperature: float = 1.0,
+        init_temperature: float = 1.0,
     ) -> torch.Tensor:
         """Ancestral sampling from x_T to x_0 [S29]; returns the final sample."""
         options = SamplingOptions(
@@ -53,6 +57,8 @@ class SamplingLoopMethods:
             model_kwargs=model_kwargs,
             progress=progress,
             generator=generator,
+            temperature=temperature,
+            init_temperature=init_temperature,
         )
         return loops.p_sample_loop(
             self, model, shape, noise=noise, device=device, options=options, step_runner=step_runner
@@ -72,6 +78,8 @@ class SamplingLoopMethods:
         *,
         generator: torch.Generator | None = None,
         step_runner: StepRunner | None = None,
+        temperature: float = 1.0,
+        init_temperature: float = 1.0,
     ) -> Iterator[dict[str, torch.Tensor]]:
         """Ancestral sampling, yielding each step's p_sample dict."""
         options = SamplingOptions(
@@ -81,6 +89,8 @@ class SamplingLoopMethods:
             model_kwargs=model_kwargs,
             progress=progress,
             generator=generator,
+            temperature=temperature,
+            init_temperature=init_temperature,
         )
         return loops.p_sample_loop_progressive(
             self, model, shape, noise=noise, device=device, options=options, step_runner=step_runner
@@ -101,6 +111,8 @@ class SamplingLoopMethods:
         *,
         generator: torch.Generator | None = None,
         step_runner: StepRunner | None = None,
+        temperature: float = 1.0,
+        init_temperature: float = 1.0,
     ) -> torch.Tensor:
         """DDIM sampling from x_T to x_0 [S30]; returns the final sample."""
         options = SamplingOptions(
@@ -111,6 +123,8 @@ class SamplingLoopMethods:
             eta=eta,
             progress=progress,
             generator=generator,
+            temperature=temperature,
+            init_temperature=init_temperature,
         )
         return loops.ddim_sample_loop(
             self, model, shape, noise=noise, device=device, options=options, step_runner=step_runner
@@ -131,6 +145,8 @@ class SamplingLoopMethods:
         *,
         generator: torch.Generator | None = None,
         step_runner: StepRunner | None = None,
+        temperature: float = 1.0,
+        init_temperature: float = 1.0,
     ) -> Iterator[dict[str, torch.Tensor]]:
         """DDIM sampling, yielding each step's ddim_sample dict."""
         options = SamplingOptions(
@@ -141,10 +157,28 @@ class SamplingLoopMethods:
             eta=eta,
             progress=progress,
             generator=generator,
+            temperature=temperature,
+            init_temperature=init_temperature,
         )
         return loops.ddim_sample_loop_progressive(
             self, model, shape, noise=noise, device=device, options=options, step_runner=step_runner
         )
+
+    def ddim_reverse_sample_loop(
+        self: ReverseProcess,
+        model: Model,
+        x0: torch.Tensor,
+        clip_denoised: bool = True,
+        denoised_fn: DenoisedFn | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        device: torch.device | str | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """DDIM inversion x_0 → x_T at η = 0 [S47]: `ddim_reverse_sample` for t = 0 … T−1; returns x_T."""
+        options = SamplingOptions(
+            clip_denoised=clip_denoised, denoised_fn=denoised_fn, model_kwargs=model_kwargs, progress=progress
+        )
+        return loops.ddim_reverse_sample_loop(self, model, x0, device=device, options=options)
 
     def calc_bpd_loop(
         self: LikelihoodProcess,

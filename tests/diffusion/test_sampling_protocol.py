@@ -113,6 +113,9 @@ def test_options_are_frozen_and_default_to_the_original_keyword_defaults() -> No
         "eta": 0.0,
         "progress": False,
         "generator": None,
+        # temperatures [S45], [S46]: 1.0 is the untempered sampler.
+        "temperature": 1.0,
+        "init_temperature": 1.0,
     }
     with pytest.raises(dataclasses.FrozenInstanceError):
         SamplingOptions().eta = 1.0  # type: ignore[misc]

@@ -164,3 +164,37 @@ def test_steps_reject_bad_input(tab: DiffusionTables) -> None:
         ddim_step(tab, out, x_t, np.array([1, 50]), x_t, 0.0)
     with pytest.raises(ValueError, match=r"^grad: expected shape \(2, 3\)"):
         condition_mean(out, np.zeros(3))
+
+
+def test_tempered_noise_and_initial_latent_scale_by_hand() -> None:
+    """[S45], [S46]: τ·z and τ₀·z, exact in float64 for these powers of two; τ <= 0 or nan rejected."""
+    from reference.steps import initial_latent, tempered_noise
+
+    z = np.array([1.0, -2.0, 0.25])
+    assert np.array_equal(tempered_noise(z, 0.5), np.array([0.5, -1.0, 0.125]))
+    assert np.array_equal(initial_latent(z, 2.0), np.array([2.0, -4.0, 0.5]))
+    assert np.array_equal(tempered_noise(z, 1.0), z)
+    for bad in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="temperature"):
+            tempered_noise(z, bad)
+        with pytest.raises(ValueError, match="init_temperature"):
+            initial_latent(z, bad)
+
+
+def test_ddim_inversion_chains_the_reverse_step(tab: DiffusionTables) -> None:
+    """[S47]: the loop is R_{T−1} ∘ … ∘ R_0 of [S31] (the perfect denoiser of a point x₀*), the same
+    float64 operations as the steps applied by hand, so equal exactly."""
+    from reference.steps import ddim_inversion
+
+    rng = np.random.default_rng(3)
+    x0 = rng.uniform(-1.0, 1.0, size=(2, 3))
+    point = rng.uniform(-1.0, 1.0, size=(2, 3))
+
+    def pmv(x: FloatArray, t: np.ndarray) -> dict[str, FloatArray]:  # type: ignore[type-arg]
+        return _perfect_out(tab, point, x, int(t[0]))
+
+    x = x0
+    for step in range(tab.num_timesteps):
+        x = ddim_reverse_step(tab, pmv(x, np.full(2, step)), x, np.full(2, step))
+    latent = ddim_inversion(tab, pmv, x0)
+    assert np.array_equal(latent, x)
