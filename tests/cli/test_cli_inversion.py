@@ -11,6 +11,8 @@ import torch
 
 from impl.cli import main
 from impl.sampling.slerp import slerp
+from testing.assertions import assert_close
+from testing.tolerances import Oracle, tolerance
 from tests.cli.tiny import tiny_train
 
 
@@ -119,9 +121,19 @@ def test_interpolate_rejects_a_file_of_two_images(
 def test_slerp_endpoints_and_unit_circle() -> None:
     """α = 0, 1 give a, b; for orthogonal unit vectors the midpoint is (a + b)/√2 (on the circle)."""
     a, b = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64)
-    assert torch.allclose(slerp(a, b, 0.0), a, atol=1e-15, rtol=0)
-    assert torch.allclose(slerp(a, b, 1.0), b, atol=1e-15, rtol=0)
+    tol = tolerance(Oracle.REASSOCIATED_FORMULA)
+    assert_close(slerp(a, b, 0.0), a, tol=tol, label="alpha 0")
+    assert_close(slerp(a, b, 1.0), b, tol=tol, label="alpha 1")
     half = torch.tensor([2**-0.5, 2**-0.5], dtype=torch.float64)
-    assert torch.allclose(slerp(a, b, 0.5), half, atol=1e-15, rtol=0)
+    assert_close(slerp(a, b, 0.5), half, tol=tol, label="midpoint")
+    # the arc keeps the norm: |slerp(u, v, α)| = 1 for unit u, v at any angle
+    g = torch.Generator().manual_seed(0)
+    u, v = (
+        torch.randn(16, generator=g, dtype=torch.float64),
+        torch.randn(16, generator=g, dtype=torch.float64),
+    )
+    u, v = u / u.norm(), v / v.norm()
+    for alpha in (0.1, 0.37, 0.8):
+        assert_close(slerp(u, v, alpha).norm(), torch.tensor(1.0, dtype=torch.float64), tol=tol, label="norm")
     with pytest.raises(ValueError, match="alpha"):
         slerp(a, b, 1.5)
