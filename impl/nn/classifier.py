@@ -25,7 +25,8 @@ from torch.nn import functional as nnf
 
 from impl.nn.attention import AttentionBlock, check_attention_backend
 from impl.nn.embedding import timestep_embedding
-from impl.nn.layers import Downsample, conv_nd, normalization, zero_module
+from impl.nn.encoder import check_network_sizes, encoder_input_blocks
+from impl.nn.layers import conv_nd, normalization, zero_module
 from impl.nn.resblock import ResBlock, TimestepEmbedSequential
 
 __all__ = ["CLASSIFIER_POOLS", "AttentionPool2d", "ClassifierPool", "EncoderUNetModel"]
@@ -123,19 +124,16 @@ class EncoderUNetModel(nn.Module):
         attention_backend: str = "sdpa",
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("image_size", image_size),
-            ("in_channels", in_channels),
-            ("model_channels", model_channels),
-            ("out_channels", out_channels),
-            ("num_res_blocks", num_res_blocks),
-        ):
-            if value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value}")
-        if len(channel_mult) == 0 or any(m <= 0 for m in channel_mult):
-            raise ValueError(
-                f"channel_mult must be a non-empty sequence of positive numbers, got {channel_mult}"
-            )
+        check_network_sizes(
+            {
+                "image_size": image_size,
+                "in_channels": in_channels,
+                "model_channels": model_channels,
+                "out_channels": out_channels,
+                "num_res_blocks": num_res_blocks,
+            },
+            channel_mult,
+        )
         factor = 2 ** (len(channel_mult) - 1)
         if image_size % factor:
             raise ValueError(
@@ -178,29 +176,20 @@ class EncoderUNetModel(nn.Module):
                 attention_backend=backend,
             )
 
-        ch = int(channel_mult[0] * model_channels)
-        self.input_blocks = nn.ModuleList(
-            [TimestepEmbedSequential([conv_nd(2, in_channels, ch, 3, padding=1)])]
+        self.input_blocks, block_channels, ds = encoder_input_blocks(
+            in_channels=in_channels,
+            model_channels=model_channels,
+            channel_mult=channel_mult,
+            num_res_blocks=num_res_blocks,
+            attention_resolutions=self.attention_resolutions,
+            dims=2,
+            conv_resample=conv_resample,
+            resblock_updown=resblock_updown,
+            res_block=res_block,
+            attention=attention,
         )
-        feature_size = ch
-        ds = 1
-        for level, mult in enumerate(channel_mult):
-            for _ in range(num_res_blocks):
-                layers: list[nn.Module] = [res_block(ch, int(mult * model_channels))]
-                ch = int(mult * model_channels)
-                if ds in self.attention_resolutions:
-                    layers.append(attention(ch))
-                self.input_blocks.append(TimestepEmbedSequential(layers))
-                feature_size += ch
-            if level != len(channel_mult) - 1:
-                down: nn.Module = (
-                    res_block(ch, ch, down=True)
-                    if resblock_updown
-                    else Downsample(ch, conv_resample, 2, out_channels=ch)
-                )
-                self.input_blocks.append(TimestepEmbedSequential([down]))
-                feature_size += ch
-                ds *= 2
+        ch = block_channels[-1]
+        feature_size = sum(block_channels)
         self.middle_block = TimestepEmbedSequential([res_block(ch, ch), attention(ch), res_block(ch, ch)])
         feature_size += ch
         self.feature_size = feature_size

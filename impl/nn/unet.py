@@ -9,7 +9,8 @@ from torch import nn
 
 from impl.nn.attention import AttentionBackend, AttentionBlock, check_attention_backend
 from impl.nn.embedding import timestep_embedding
-from impl.nn.layers import Downsample, Upsample, conv_nd, normalization, zero_module
+from impl.nn.encoder import check_network_sizes, encoder_input_blocks
+from impl.nn.layers import Upsample, conv_nd, normalization, zero_module
 from impl.nn.recompute import run_segment
 from impl.nn.resblock import ResBlock, TimestepEmbedSequential
 
@@ -58,18 +59,15 @@ class UNetModel(nn.Module):
         attention_backend: str = "sdpa",
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("in_channels", in_channels),
-            ("model_channels", model_channels),
-            ("out_channels", out_channels),
-            ("num_res_blocks", num_res_blocks),
-        ):
-            if value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value}")
-        if len(channel_mult) == 0 or any(m <= 0 for m in channel_mult):
-            raise ValueError(
-                f"channel_mult must be a non-empty sequence of positive numbers, got {channel_mult}"
-            )
+        check_network_sizes(
+            {
+                "in_channels": in_channels,
+                "model_channels": model_channels,
+                "out_channels": out_channels,
+                "num_res_blocks": num_res_blocks,
+            },
+            channel_mult,
+        )
         if num_classes is not None and num_classes < 1:
             raise ValueError(f"num_classes must be None or a positive integer, got {num_classes}")
         if num_heads_upsample == -1:
@@ -123,29 +121,20 @@ class UNetModel(nn.Module):
                 attention_backend=backend,
             )
 
-        ch = first_ch = int(channel_mult[0] * model_channels)
-        self.input_blocks = nn.ModuleList(
-            [TimestepEmbedSequential([conv_nd(dims, in_channels, ch, 3, padding=1)])]
+        self.input_blocks, skip_channels, ds = encoder_input_blocks(
+            in_channels=in_channels,
+            model_channels=model_channels,
+            channel_mult=channel_mult,
+            num_res_blocks=num_res_blocks,
+            attention_resolutions=self.attention_resolutions,
+            dims=dims,
+            conv_resample=conv_resample,
+            resblock_updown=resblock_updown,
+            res_block=res_block,
+            attention=lambda ch: attention(ch, num_heads),
         )
-        skip_channels = [ch]
-        ds = 1
-        for level, mult in enumerate(channel_mult):
-            for _ in range(num_res_blocks):
-                layers: list[nn.Module] = [res_block(ch, int(mult * model_channels))]
-                ch = int(mult * model_channels)
-                if ds in self.attention_resolutions:
-                    layers.append(attention(ch, num_heads))
-                self.input_blocks.append(TimestepEmbedSequential(layers))
-                skip_channels.append(ch)
-            if level != len(channel_mult) - 1:
-                down: nn.Module = (
-                    res_block(ch, ch, down=True)
-                    if resblock_updown
-                    else Downsample(ch, conv_resample, dims, out_channels=ch)
-                )
-                self.input_blocks.append(TimestepEmbedSequential([down]))
-                skip_channels.append(ch)
-                ds *= 2
+        ch = skip_channels[-1]
+        first_ch = skip_channels[0]
 
         self.middle_block = TimestepEmbedSequential(
             [res_block(ch, ch), attention(ch, num_heads), res_block(ch, ch)]
@@ -154,7 +143,7 @@ class UNetModel(nn.Module):
         self.output_blocks = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mult))):
             for i in range(num_res_blocks + 1):
-                layers = [res_block(ch + skip_channels.pop(), int(mult * model_channels))]
+                layers: list[nn.Module] = [res_block(ch + skip_channels.pop(), int(mult * model_channels))]
                 ch = int(mult * model_channels)
                 if ds in self.attention_resolutions:
                     layers.append(attention(ch, num_heads_upsample))
