@@ -91,8 +91,9 @@ def step_noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=compute_dtype(x.dtype))
 
 
-def _timesteps(num_timesteps: int, progress: bool) -> Iterable[int]:
-    indices: Iterable[int] = range(num_timesteps - 1, -1, -1)
+def _timesteps(num_timesteps: int, progress: bool, *, forward: bool = False) -> Iterable[int]:
+    """T−1 … 0 (the reverse process), or 0 … T−1 with ``forward`` (DDIM inversion); a tqdm bar if asked."""
+    indices: Iterable[int] = range(num_timesteps) if forward else range(num_timesteps - 1, -1, -1)
     if progress:
         from tqdm.auto import tqdm
 
@@ -208,12 +209,7 @@ def ddim_reverse_sample_loop_progressive(
         raise ValueError("options.cond_fn is not supported by DDIM inversion; pass cond_fn=None")
     dev = torch.device(device) if device is not None else x0.device
     x = x0.to(dev)
-    indices: Iterable[int] = range(diffusion.num_timesteps)
-    if options.progress:
-        from tqdm.auto import tqdm
-
-        indices = tqdm(list(indices))
-    for i in indices:
+    for i in _timesteps(diffusion.num_timesteps, options.progress, forward=True):
         t = torch.full((x.shape[0],), i, dtype=torch.long, device=dev)
         with torch.no_grad():
             out = diffusion.ddim_reverse_sample(
