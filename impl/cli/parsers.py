@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from impl.cli.options import PROG, _add_bool, _add_model_source
+from impl.cli.pictures import _add_grid_scale_flag, _add_trajectory_flags
 
 
 def _add_train_parser(sub: Any) -> None:
@@ -114,6 +115,7 @@ def _add_train_parser(sub: Any) -> None:
         default=d.grid_respacing,
         help="timestep_respacing used for the sample grids ('' = all steps)",
     )
+    _add_grid_scale_flag(g)
     g.add_argument("--keep_checkpoints", type=int, default=d.keep_checkpoints)
     _add_bool(g, "random_flip", d.random_flip, "flip images left-right at random")
     _add_bool(g, "progress", d.progress, "show a progress bar")
@@ -213,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--init_temperature", type=float, default=1.0, help="x_T = init_temperature * z")
     s.add_argument("--class_label", type=int, default=-1, help="class of every sample; -1: random")
     s.add_argument("--grid", default="", help="PNG grid path (default: next to the .npz)")
+    _add_trajectory_flags(s)
     _add_bool(s, "progress", True, "show a progress bar")
     _add_bool(s_speed, "compile", False, "run each reverse step through torch.compile (CUDA graphs on CUDA)")
     s_speed.add_argument(

@@ -18,6 +18,8 @@ from impl.runtime.compile import check_sampling_compile_backend
 from impl.runtime.precision import AutocastModel, PrecisionPolicy, check_precision
 from impl.runtime.seeding import derive_seed, seeded_generator
 from impl.sampling.compiled import CompiledStepRunner
+from impl.sampling.loops import final_sample
+from impl.sampling.trajectory import BatchStepObserver, observed, to_uint8_nhwc
 from impl.train.checkpoint import (
     STATE_FILENAME,
     earlier_checkpoint_hint,
@@ -168,6 +170,7 @@ def generate_samples(
     channels_last: bool = False,
     compile: bool = False,
     compile_backend: str = "inductor",
+    observer: BatchStepObserver | None = None,
 ) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, np.dtype[np.int64]] | None]:
     """``num_samples`` images as uint8 NHWC (and labels for a class-conditional model).
 
@@ -179,6 +182,8 @@ def generate_samples(
     model in place and draws x_T channels-last (same values); ``compile`` runs each reverse step through a
     :class:`CompiledStepRunner` on ``compile_backend``, which draws the same noise as the eager loop.
     ``temperature`` τ scales each step's noise [S45], ``init_temperature`` τ₀ the starting noise [S46].
+    ``observer`` sees every step dict of each batch's progressive loop (``impl.sampling.trajectory``;
+    e.g. a trajectory writer); it cannot change the samples.
     """
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples and batch_size must be positive, got {num_samples}, {batch_size}")
@@ -208,9 +213,9 @@ def generate_samples(
         noise = torch.randn((n, *shape), generator=gen, device=device)
         if channels_last:
             noise = noise.contiguous(memory_format=torch.channels_last)
-        loop = diffusion.ddim_sample_loop if use_ddim else diffusion.p_sample_loop
+        loop = diffusion.ddim_sample_loop_progressive if use_ddim else diffusion.p_sample_loop_progressive
         extra: dict[str, Any] = {"eta": eta} if use_ddim else {}
-        x = loop(
+        steps = loop(
             net,
             (n, *shape),
             noise=noise,
@@ -224,8 +229,11 @@ def generate_samples(
             init_temperature=init_temperature,
             **extra,
         )
-        pixels = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
-        images.append(np.ascontiguousarray(pixels.cpu().numpy()))
+        if observer is not None:
+            observer.begin_batch(start, n)
+        images.append(to_uint8_nhwc(final_sample(observed(steps, observer))))
+        if observer is not None:
+            observer.end_batch()
         if bar is not None:
             bar.update(n)
     if bar is not None:

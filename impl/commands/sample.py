@@ -11,6 +11,7 @@ from impl.commands import common
 
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
     from impl.commands.inference import generate_samples
+    from impl.commands.trajectory import plan_pictures
     from impl.data import save_image_grid, save_npz_atomic
     from impl.diffusion.steps import check_eta, check_temperature
     from impl.runtime.compile import SAMPLING_COMPILE_BACKENDS
@@ -53,6 +54,14 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     for target in (npz, grid):
         if not target.parent.is_dir() and not (target.parent == default_dir and loaded.run_dir is not None):
             raise FileNotFoundError(f"output folder {str(target.parent)!r} does not exist")
+    pictures = plan_pictures(
+        grid_scale=args.grid_scale,
+        save_trajectory=args.save_trajectory,
+        npz=npz,
+        image_hw=(size, size),
+        grid_images=min(args.num_samples, 256),
+        num_steps=loaded.diffusion.num_timesteps,
+    )
     device = common.device(args.device)
     with common.backend_flags(args, device):
         images, labels = generate_samples(
@@ -75,9 +84,13 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
             channels_last=args.channels_last,
             compile=args.compile,
             compile_backend=args.compile_backend,
+            observer=pictures,
         )
     npz.parent.mkdir(parents=True, exist_ok=True)
     save_npz_atomic(npz, images, labels)
-    save_image_grid(grid, images[:256])
-    print(json.dumps({"samples": str(npz), "grid": str(grid), "shape": list(images.shape)}))
+    save_image_grid(grid, images[:256], scale=args.grid_scale)
+    report = {"samples": str(npz), "grid": str(grid), "shape": list(images.shape)}
+    if pictures is not None:
+        report["trajectory"] = str(pictures.folder)
+    print(json.dumps(report))
     return 0

@@ -52,6 +52,7 @@ class TrainConfig:
     microbatching).  ``lr_schedule`` (constant, linear, cosine) decays the LR to 0 at ``lr_anneal_steps`` (for
     linear, 0 means constant: the original flag) after ``lr_warmup_steps`` of linear warm-up from 0.
     ``ema_warmup`` replaces the fixed EMA rates by ``min(rate, 1 − (1 + step/ema_inv_gamma)^−ema_power)``.
+    ``grid_scale`` enlarges the sample grids' PNGs (0: auto, 1: off; ``impl.data.writers``).
     ``recipe`` names the preset the flags came from (``impl.train.recipes``; "" for none).
     ``optimizer_impl``, ``channels_last``, ``allow_tf32`` and ``cudnn_benchmark`` are speed switches (see
     docs/training.md); the first two keep the float32 arithmetic up to rounding, TF32 does not.
@@ -96,6 +97,7 @@ class TrainConfig:
     sample_interval: int = 500
     num_grid_samples: int = 64
     grid_respacing: str = "100"
+    grid_scale: int = 0
     keep_checkpoints: int = 2
     random_flip: bool = False
     progress: bool = True
@@ -168,6 +170,10 @@ class TrainConfig:
         for name in ("save_interval", "sample_interval", "num_grid_samples"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0: off / only at the end), got {getattr(self, name)}")
+        if isinstance(self.grid_scale, bool) or not isinstance(self.grid_scale, int) or self.grid_scale < 0:
+            raise ValueError(
+                f"grid_scale must be an integer >= 0 (0: auto, 1: no enlargement), got {self.grid_scale!r}"
+            )
         _positive_int("keep_checkpoints", self.keep_checkpoints)
         _positive_int("max_nonfinite_steps", self.max_nonfinite_steps)
         check_optimizer_impl(self.optimizer_impl)

@@ -39,6 +39,7 @@ RESUME_OVERRIDABLE = frozenset(
         "sample_interval",
         "num_grid_samples",
         "grid_respacing",
+        "grid_scale",
         "keep_checkpoints",
         "progress",
         "device",

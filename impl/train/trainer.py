@@ -409,7 +409,8 @@ class Trainer:
         return np.ascontiguousarray(images.cpu().numpy())
 
     def save_grid(self) -> Path | None:
-        """Rank 0 writes ``<run_dir>/samples/step_N.png`` from the EMA model; no-op without images/run dir."""
+        """Rank 0 writes ``<run_dir>/samples/step_N.png`` from the EMA model, enlarged as ``grid_scale`` says
+        (``impl.data.writers.resolve_scale``); no-op without images/run dir."""
         n = self.config.num_grid_samples
         if self.run_dir is None or not self.ctx.is_main or n == 0 or len(self.data.sample_shape) != 3:
             return None
@@ -418,7 +419,7 @@ class Trainer:
         images = self.sample_images(n)
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_image_grid(path, images)
+        save_image_grid(path, images, scale=self.config.grid_scale)
         return path
 
 
