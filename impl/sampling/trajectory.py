@@ -106,6 +106,9 @@ class TrajectoryRecorder:
     def observe(self, step_index: int, out: StepDict) -> None:
         if step_index != self._next:
             raise ValueError(f"step_index must be {self._next} (steps in order from 0), got {step_index}")
+        missing = [key for key in ("sample", "pred_xstart") if key not in out]
+        if missing:
+            raise ValueError(f"a recorded step dict needs 'sample' and 'pred_xstart'; it lacks {missing}")
         self._next += 1
         if step_index % self.every == 0:
             self._record(step_index, out["sample"], out["pred_xstart"])

@@ -80,6 +80,8 @@ def test_recorder_refuses_steps_out_of_order_and_an_empty_loop() -> None:
     recorder.observe(0, steps[0])
     with pytest.raises(ValueError, match="step_index must be 1"):
         recorder.observe(2, steps[2])
+    with pytest.raises(ValueError, match=r"lacks \['pred_xstart'\]"):
+        recorder.observe(1, {"sample": steps[1]["sample"]})
     with pytest.raises(ValueError, match="no steps"):
         TrajectoryRecorder(1).finish()
     for bad in (0, -2, 1.5, True):
