@@ -170,10 +170,7 @@ class TrainConfig:
         for name in ("save_interval", "sample_interval", "num_grid_samples"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0: off / only at the end), got {getattr(self, name)}")
-        if isinstance(self.grid_scale, bool) or not isinstance(self.grid_scale, int) or self.grid_scale < 0:
-            raise ValueError(
-                f"grid_scale must be an integer >= 0 (0: auto, 1: no enlargement), got {self.grid_scale!r}"
-            )
+        _check_grid_scale(self)
         _positive_int("keep_checkpoints", self.keep_checkpoints)
         _positive_int("max_nonfinite_steps", self.max_nonfinite_steps)
         check_optimizer_impl(self.optimizer_impl)
@@ -245,6 +242,18 @@ def _check_eval(cfg: TrainConfig) -> None:
     names = [n.strip() for n in cfg.eval_metrics.split(",") if n.strip()]
     if not names or any(n not in EVAL_METRICS for n in names):
         raise ValueError(f"eval_metrics must list names from {EVAL_METRICS}, got {cfg.eval_metrics!r}")
+
+
+def _check_grid_scale(cfg: TrainConfig) -> None:
+    """``grid_scale``: an integer >= 0, and a factor that keeps the grid's PNG within the writer's limit."""
+    from impl.data.writers import grid_shape, resolve_scale
+
+    scale = cfg.grid_scale
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 0:
+        raise ValueError(f"grid_scale must be an integer >= 0 (0: auto, 1: no enlargement), got {scale!r}")
+    size = cfg.model_flags.get("image_size")
+    if cfg.num_grid_samples > 0 and isinstance(size, int) and size > 0:
+        resolve_scale(scale, (size, size), grid_shape(cfg.num_grid_samples, size, size), name="grid_scale")
 
 
 def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:

@@ -164,9 +164,13 @@ def test_training_grids_are_enlarged(tmp_path: Path) -> None:
 
 
 def test_training_refuses_a_bad_grid_scale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for bad in ("-1", "auto"):
+    for bad, needle in (
+        ("-1", "grid_scale must be an integer >= 0"),
+        ("auto", "grid_scale must be an integer >= 0"),
+        ("1000", "grid_scale 1000 would make a picture 22000 px"),  # 4 digits: a 22 px grid
+    ):
         code = main(tiny_train(str(tmp_path / "run"), "--max_steps", "1", "--grid_scale", bad))
-        _one_line_error(code, capsys.readouterr().err, "grid_scale must be an integer >= 0")
+        _one_line_error(code, capsys.readouterr().err, needle)
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
