@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     for target in (npz, grid):
         if not target.parent.is_dir() and not (target.parent == default_dir and loaded.run_dir is not None):
             raise FileNotFoundError(f"output folder {str(target.parent)!r} does not exist")
-    pictures = plan_pictures(
+    trajectory_writer = plan_pictures(
         grid_scale=args.grid_scale,
         save_trajectory=args.save_trajectory,
         npz=npz,
@@ -84,13 +84,13 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
             channels_last=args.channels_last,
             compile=args.compile,
             compile_backend=args.compile_backend,
-            observer=pictures,
+            observer=trajectory_writer,
         )
     npz.parent.mkdir(parents=True, exist_ok=True)
     save_npz_atomic(npz, images, labels)
     save_image_grid(grid, images[:256], scale=args.grid_scale)
     report = {"samples": str(npz), "grid": str(grid), "shape": list(images.shape)}
-    if pictures is not None:
-        report["trajectory"] = str(pictures.folder)
+    if trajectory_writer is not None:
+        report["trajectory"] = str(trajectory_writer.folder)
     print(json.dumps(report))
     return 0
