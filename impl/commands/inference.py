@@ -13,6 +13,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from impl.commands.editing import EditInputs, edit_batch
+from impl.commands.inversion import to_pixels
 from impl.factory import build_diffusion, build_model_and_diffusion
 from impl.runtime.compile import check_sampling_compile_backend
 from impl.runtime.precision import AutocastModel, PrecisionPolicy, check_precision
@@ -168,6 +170,7 @@ def generate_samples(
     channels_last: bool = False,
     compile: bool = False,
     compile_backend: str = "inductor",
+    edit: EditInputs | None = None,
 ) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, np.dtype[np.int64]] | None]:
     """``num_samples`` images as uint8 NHWC (and labels for a class-conditional model).
 
@@ -179,6 +182,8 @@ def generate_samples(
     model in place and draws x_T channels-last (same values); ``compile`` runs each reverse step through a
     :class:`CompiledStepRunner` on ``compile_backend``, which draws the same noise as the eager loop.
     ``temperature`` τ scales each step's noise [S45], ``init_temperature`` τ₀ the starting noise [S46].
+    With ``edit`` each sample edits its init image instead (img2img / inpainting, `impl.commands.editing`;
+    labels from the images' arr_1 when they have them and ``class_label`` is -1).
     """
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples and batch_size must be positive, got {num_samples}, {batch_size}")
@@ -200,10 +205,33 @@ def generate_samples(
         if num_classes is not None:
             if class_label >= 0:
                 y = torch.full((n,), class_label, dtype=torch.int64, device=device)
+            elif edit is not None and edit.labels is not None:
+                y = torch.from_numpy(edit.labels[edit.rows(start, n)]).to(device)
             else:
                 y = torch.randint(0, num_classes, (n,), generator=gen, device=device)
             kwargs["y"] = y
             labels.append(y.cpu().numpy().astype(np.int64))
+        if edit is not None:
+            x = edit_batch(
+                edit,
+                diffusion,
+                net,
+                start,
+                n,
+                use_ddim=use_ddim,
+                eta=eta,
+                temperature=temperature,
+                clip_denoised=clip_denoised,
+                model_kwargs=kwargs,
+                generator=gen,
+                device=device,
+                step_runner=runner,
+                channels_last=channels_last,
+            )
+            images.append(to_pixels(x))
+            if bar is not None:
+                bar.update(n)
+            continue
         # x_T: the draw the loop itself would make from ``gen``, laid out channels-last when asked.
         noise = torch.randn((n, *shape), generator=gen, device=device)
         if channels_last:
