@@ -1,8 +1,8 @@
 """Editing with the reverse chain on tensors: img2img (SDEdit) and inpainting (RePaint) ([S53]–[S57]).
 
 Levels ℓ = 0 … T name the chain's states (x_0 the data, x_T the start of sampling); the reverse step with
-code index t maps level t + 1 to level t, and q_sample at code index t samples level t + 1 (docs/spec.md
-§12).  Pure functions of a `TorchTables` and tensors; the loops are `impl.sampling.editing`.
+code index t maps level t + 1 to level t, and q_sample at code index t samples level t + 1 (docs/spec.md,
+[S53]–[S57]).  Pure functions of a `TorchTables` and tensors; the loops are `impl.sampling.editing`.
 """
 
 from __future__ import annotations
