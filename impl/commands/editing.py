@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from impl.commands.inversion import read_images, to_model_range
+from impl.commands.inversion import read_images, to_model_range, to_pixels
 
-__all__ = ["EditInputs", "edit_batch", "read_edit_inputs", "read_mask"]
+__all__ = ["EditInputs", "read_edit_inputs", "read_mask"]
 
 # The flags that mean nothing without --init_images, with their parser defaults.
 EDIT_ONLY_FLAGS = ("strength", "mask", "resample_jumps", "jump_length")
@@ -40,6 +40,61 @@ class EditInputs:
         rows: np.ndarray[Any, np.dtype[np.int64]] = np.arange(start, start + n, dtype=np.int64)
         rows %= self.images.shape[0]
         return rows
+
+    def labels_of(self, start: int, n: int) -> np.ndarray[Any, np.dtype[np.int64]] | None:
+        """The arr_1 labels of samples start … start + n − 1 (None when the file has none)."""
+        return None if self.labels is None else self.labels[self.rows(start, n)]
+
+    def edit_batch(
+        self,
+        diffusion: Any,
+        model: Any,
+        start: int,
+        n: int,
+        *,
+        use_ddim: bool,
+        eta: float,
+        temperature: float,
+        clip_denoised: bool,
+        model_kwargs: dict[str, Any],
+        generator: torch.Generator,
+        device: torch.device,
+        step_runner: Any = None,
+        channels_last: bool = False,
+    ) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """Samples start … start + n − 1 edited from their init images ([S53]–[S57]), uint8 NHWC."""
+        from impl.diffusion.types import SamplingOptions
+        from impl.sampling.editing import edit_sample_loop
+
+        rows = self.rows(start, n)
+        x0 = to_model_range(self.images[rows], device)
+        if channels_last:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
+        keep = None
+        if self.keep is not None:
+            masks = self.keep if self.keep.shape[0] == 1 else self.keep[rows]
+            keep = torch.from_numpy(np.ascontiguousarray(masks)).to(device)[:, None]
+        options = SamplingOptions(
+            clip_denoised=clip_denoised,
+            model_kwargs=model_kwargs,
+            eta=eta if use_ddim else 0.0,
+            generator=generator,
+            temperature=temperature,
+        )
+        edited = edit_sample_loop(
+            diffusion,
+            model,
+            x0,
+            strength=self.strength,
+            keep=keep,
+            jump_length=self.jump_length,
+            resample_jumps=self.resample_jumps,
+            use_ddim=use_ddim,
+            device=device,
+            options=options,
+            step_runner=step_runner,
+        )
+        return to_pixels(edited)
 
 
 def read_mask(path: str, num_images: int, size: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
@@ -122,54 +177,3 @@ def read_edit_inputs(
             f"{labels.min()}..{labels.max()}"
         )
     return EditInputs(images, labels, keep, strength, args.jump_length, args.resample_jumps)
-
-
-def edit_batch(
-    inputs: EditInputs,
-    diffusion: Any,
-    model: Any,
-    start: int,
-    n: int,
-    *,
-    use_ddim: bool,
-    eta: float,
-    temperature: float,
-    clip_denoised: bool,
-    model_kwargs: dict[str, Any],
-    generator: torch.Generator,
-    device: torch.device,
-    step_runner: Any = None,
-    channels_last: bool = False,
-) -> torch.Tensor:
-    """Samples start … start + n − 1 edited from their init images ([S53]–[S57]), float NCHW in [−1, 1]."""
-    from impl.diffusion.types import SamplingOptions
-    from impl.sampling.editing import edit_sample_loop
-
-    rows = inputs.rows(start, n)
-    x0 = to_model_range(inputs.images[rows], device)
-    if channels_last:
-        x0 = x0.contiguous(memory_format=torch.channels_last)
-    keep = None
-    if inputs.keep is not None:
-        masks = inputs.keep if inputs.keep.shape[0] == 1 else inputs.keep[rows]
-        keep = torch.from_numpy(np.ascontiguousarray(masks)).to(device)[:, None]
-    options = SamplingOptions(
-        clip_denoised=clip_denoised,
-        model_kwargs=model_kwargs,
-        eta=eta if use_ddim else 0.0,
-        generator=generator,
-        temperature=temperature,
-    )
-    return edit_sample_loop(
-        diffusion,
-        model,
-        x0,
-        strength=inputs.strength,
-        keep=keep,
-        jump_length=inputs.jump_length,
-        resample_jumps=inputs.resample_jumps,
-        use_ddim=use_ddim,
-        device=device,
-        options=options,
-        step_runner=step_runner,
-    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -13,8 +13,6 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from impl.commands.editing import EditInputs, edit_batch
-from impl.commands.inversion import to_pixels
 from impl.factory import build_diffusion, build_model_and_diffusion
 from impl.runtime.compile import check_sampling_compile_backend
 from impl.runtime.precision import AutocastModel, PrecisionPolicy, check_precision
@@ -31,6 +29,34 @@ from impl.train.errors import CheckpointError, exception_line
 
 # Flags a sampling/evaluation command may set differently from the training run.
 INFERENCE_OVERRIDABLE = frozenset({"timestep_respacing", "use_checkpoint", "dropout"})
+
+
+class EditBatches(Protocol):
+    """Init images to edit instead of sampling from noise (``impl.commands.editing.EditInputs``)."""
+
+    def labels_of(self, start: int, n: int) -> np.ndarray[Any, np.dtype[np.int64]] | None:
+        """The labels of samples start … start + n − 1 (None: draw them)."""
+        ...
+
+    def edit_batch(
+        self,
+        diffusion: Any,
+        model: Any,
+        start: int,
+        n: int,
+        *,
+        use_ddim: bool,
+        eta: float,
+        temperature: float,
+        clip_denoised: bool,
+        model_kwargs: dict[str, Any],
+        generator: torch.Generator,
+        device: torch.device,
+        step_runner: Any = None,
+        channels_last: bool = False,
+    ) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """Samples start … start + n − 1 edited from their init images, uint8 NHWC."""
+        ...
 
 
 @dataclass
@@ -170,7 +196,7 @@ def generate_samples(
     channels_last: bool = False,
     compile: bool = False,
     compile_backend: str = "inductor",
-    edit: EditInputs | None = None,
+    edit: EditBatches | None = None,
 ) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, np.dtype[np.int64]] | None]:
     """``num_samples`` images as uint8 NHWC (and labels for a class-conditional model).
 
@@ -205,30 +231,30 @@ def generate_samples(
         if num_classes is not None:
             if class_label >= 0:
                 y = torch.full((n,), class_label, dtype=torch.int64, device=device)
-            elif edit is not None and edit.labels is not None:
-                y = torch.from_numpy(edit.labels[edit.rows(start, n)]).to(device)
+            elif edit is not None and (known := edit.labels_of(start, n)) is not None:
+                y = torch.from_numpy(known).to(device)
             else:
                 y = torch.randint(0, num_classes, (n,), generator=gen, device=device)
             kwargs["y"] = y
             labels.append(y.cpu().numpy().astype(np.int64))
-        if edit is not None:
-            x = edit_batch(
-                edit,
-                diffusion,
-                net,
-                start,
-                n,
-                use_ddim=use_ddim,
-                eta=eta,
-                temperature=temperature,
-                clip_denoised=clip_denoised,
-                model_kwargs=kwargs,
-                generator=gen,
-                device=device,
-                step_runner=runner,
-                channels_last=channels_last,
+        if edit is not None:  # img2img / inpainting: uint8 NHWC edits of the batch's init images
+            images.append(
+                edit.edit_batch(
+                    diffusion,
+                    net,
+                    start,
+                    n,
+                    use_ddim=use_ddim,
+                    eta=eta,
+                    temperature=temperature,
+                    clip_denoised=clip_denoised,
+                    model_kwargs=kwargs,
+                    generator=gen,
+                    device=device,
+                    step_runner=runner,
+                    channels_last=channels_last,
+                )
             )
-            images.append(to_pixels(x))
             if bar is not None:
                 bar.update(n)
             continue
