@@ -23,7 +23,7 @@ from testing.tolerances import ReferenceOp
 CPU_ONLY = ("cpu",)  # integer schedules: no tensors, nothing device-dependent
 
 
-def _levels(case: sp.StepCase) -> np.ndarray:  # type: ignore[type-arg]
+def _levels(case: sp.StepCase) -> np.ndarray:
     """Level ℓ_b = t_b + (b mod 2) of batch row b: covers ℓ = 0 (t = 0) and ℓ = T (t = T − 1)."""
     t = np.asarray(case.t, dtype=np.int64)
     return t + np.arange(t.shape[0], dtype=np.int64) % 2
@@ -45,7 +45,7 @@ def _noised_ref(case: sp.StepCase, dtype_name: str, perturb: Perturb) -> Outputs
 
 
 # ---------------------------------------------------------------- [S55] the replacement
-def _keep(grad: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+def _keep(grad: np.ndarray) -> np.ndarray:
     """A keep mask of shape (B, 1, …) (broadcast over channels): where the case's first grad channel > 0."""
     return np.asarray(grad[:, :1] > 0.0)
 
