@@ -214,3 +214,30 @@ def test_bad_settings_are_refused_by_name(
 ) -> None:
     with pytest.raises(ValueError, match=match):
         edit_sample_loop(_diffusion(), ToyModel(), _pixels(), options=SamplingOptions(**options), **kwargs)
+
+
+@pytest.mark.parametrize("use_ddim", [False, True])
+def test_a_step_runner_reproduces_the_eager_edit(use_ddim: bool) -> None:
+    """Through a step runner (compiled with the eager backend) the edit draws the same noise: same result."""
+    from impl.sampling.compiled import CompiledStepRunner
+
+    def model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # ToyModel without the recording
+        return 0.3 * x + 0.1
+
+    keep = torch.zeros((1, 1, 8, 8), dtype=torch.bool)
+    keep[..., :5] = True
+    settings: dict[str, Any] = {"strength": 0.8, "keep": keep, "jump_length": 2, "resample_jumps": 2}
+    eager = edit_sample_loop(
+        _diffusion(), model, _pixels(), use_ddim=use_ddim, options=_options(4), **settings
+    )
+    runner = CompiledStepRunner(backend="eager")
+    run = edit_sample_loop(
+        _diffusion(),
+        model,
+        _pixels(),
+        use_ddim=use_ddim,
+        options=_options(4),
+        step_runner=runner,
+        **settings,
+    )
+    assert torch.equal(eager, run)
