@@ -61,8 +61,12 @@ class EditInputs:
         device: torch.device,
         step_runner: Any = None,
         channels_last: bool = False,
+        cond_fn: Any = None,
     ) -> np.ndarray[Any, np.dtype[np.uint8]]:
-        """Samples start … start + n − 1 edited from their init images ([S53]–[S57]), uint8 NHWC."""
+        """Samples start … start + n − 1 edited from their init images ([S53]–[S57]), uint8 NHWC.
+
+        The settings are those of the plain sampling loop (``cond_fn``: a guidance gradient, SPEC §7).
+        """
         from impl.diffusion.types import SamplingOptions
         from impl.sampling.editing import edit_sample_loop
 
@@ -76,6 +80,7 @@ class EditInputs:
             keep = torch.from_numpy(np.ascontiguousarray(masks)).to(device)[:, None]
         options = SamplingOptions(
             clip_denoised=clip_denoised,
+            cond_fn=cond_fn,
             model_kwargs=model_kwargs,
             eta=eta if use_ddim else 0.0,
             generator=generator,

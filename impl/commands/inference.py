@@ -54,6 +54,7 @@ class EditBatches(Protocol):
         device: torch.device,
         step_runner: Any = None,
         channels_last: bool = False,
+        cond_fn: Any = None,
     ) -> np.ndarray[Any, np.dtype[np.uint8]]:
         """Samples start … start + n − 1 edited from their init images, uint8 NHWC."""
         ...

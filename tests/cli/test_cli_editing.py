@@ -168,3 +168,38 @@ def test_bad_edit_flags_are_one_line_exit_2(
     assert code == 2, err
     assert len(err.splitlines()) == 1 and flag in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def class_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("editing_cond") / "run"
+    assert (
+        main(tiny_train(str(out), "--max_steps", "1", "--num_grid_samples", "0", "--class_cond", "True")) == 0
+    )
+    return out
+
+
+def test_class_conditional_edits_take_the_labels_of_arr_1(
+    class_run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """arr_1's labels follow their images (cyclically); --class_label overrides them; without arr_1 they
+    are drawn; labels outside the model's classes are refused naming --init_images."""
+    path, images = _init(tmp_path)
+    np.savez(tmp_path / "lab.npz", arr_0=images, arr_1=np.array([7, 2, 9]))
+    flags = ("--init_images", str(tmp_path / "lab.npz"), "--strength", "0.4", "--num_samples", "4")
+    out = tmp_path / "s.npz"
+    _sample(class_run_dir, out, *flags)
+    with np.load(out) as f:
+        assert f["arr_1"].tolist() == [7, 2, 9, 7]
+    _sample(class_run_dir, out, *flags, "--class_label", "3")
+    with np.load(out) as f:
+        assert f["arr_1"].tolist() == [3, 3, 3, 3]
+    _sample(class_run_dir, out, "--init_images", str(path), "--strength", "0.4")
+    with np.load(out) as f:
+        assert f["arr_1"].shape == (3,) and f["arr_1"].min() >= 0 and f["arr_1"].max() < 10
+    np.savez(tmp_path / "bad.npz", arr_0=images, arr_1=np.array([7, 2, 10]))
+    argv = ["sample", "--checkpoint", str(class_run_dir), "--output", str(tmp_path / "t.npz")]
+    capsys.readouterr()
+    assert main([*argv, "--init_images", str(tmp_path / "bad.npz"), "--strength", "0.4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--init_images" in err and "[0, 10)" in err
