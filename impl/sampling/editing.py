@@ -182,7 +182,7 @@ def edit_sample_loop(
     step_runner: StepRunner | None = None,
 ) -> torch.Tensor:
     """The edited x_0 of `edit_sample_loop_progressive`; ``x_start`` itself when no step runs (s = 0)."""
-    final = x_start.to(torch.device(device) if device is not None else x_start.device)
+    final = x_start.to(torch.device(device) if device is not None else x_start.device).clone()
     for step in edit_sample_loop_progressive(
         diffusion,
         model,
