@@ -20,8 +20,8 @@ def _add_editing_flags(s: argparse.ArgumentParser) -> None:
         "--strength",
         type=float,
         default=None,
-        help="img2img: start at level round(s*T) of the (respaced) chain; 0: the images unchanged, 1: all "
-        "steps (required without --mask; default 1 with it)",
+        help="img2img: start at level floor(s*T + 1/2) of the (respaced) T-step chain; 0: the images "
+        "unchanged, 1: all steps (required without --mask; default 1 with it)",
     )
     g.add_argument(
         "--mask",
@@ -32,7 +32,7 @@ def _add_editing_flags(s: argparse.ArgumentParser) -> None:
         "--resample_jumps",
         type=int,
         default=1,
-        help="inpainting: RePaint's resampling r, the passes over each jump (1: no resampling)",
+        help="inpainting: RePaint's resampling r, the times each jump level is passed (1: no resampling)",
     )
     g.add_argument(
         "--jump_length",
