@@ -34,10 +34,10 @@ from impl.diffusion.editing import (
     replace_known,
     start_level,
 )
-from impl.diffusion.schedule import TorchTables, compute_dtype
+from impl.diffusion.schedule import TorchTables
 from impl.diffusion.steps import check_eta, check_temperature
 from impl.diffusion.types import DEFAULT_OPTIONS, Model, ReverseProcess, SamplingOptions, StepRunner
-from impl.sampling.loops import step_noise, tempered_step_noise
+from impl.sampling.loops import ancestral_step, ddim_step
 
 __all__ = ["EditingProcess", "edit_sample_loop", "edit_sample_loop_progressive", "edit_schedule"]
 
@@ -57,35 +57,6 @@ def edit_schedule(
     (just ``(0,)`` at ℓ₀ = 0: nothing to run)."""
     top = start_level(strength, num_timesteps)
     return (0,) if top == 0 else jump_schedule(top, jump_length, resample_jumps)
-
-
-def _reverse_step(
-    diffusion: ReverseProcess,
-    model: Model,
-    x: torch.Tensor,
-    t: torch.Tensor,
-    options: SamplingOptions,
-    use_ddim: bool,
-    step_runner: StepRunner | None,
-) -> dict[str, torch.Tensor]:
-    """One reverse step at code index t, ancestral [S29] or DDIM [S30], with the plain loops' noise rule:
-    at τ = 1 the step draws its own z (a step runner is handed the z the step would draw)."""
-    tempered = (
-        tempered_step_noise(x, options.generator, options.temperature)
-        if not use_ddim or options.eta != 0.0
-        else None
-    )
-    if step_runner is not None:
-        if use_ddim and options.eta == 0.0:
-            z = torch.zeros(x.shape, device=x.device, dtype=compute_dtype(x.dtype))
-        else:
-            z = step_noise(x, options.generator) if tempered is None else tempered
-        run = step_runner.ddim_step if use_ddim else step_runner.ancestral_step
-        return run(diffusion, model, x, t, z, options)
-    args = (model, x, t, options.clip_denoised, options.denoised_fn, options.cond_fn, options.model_kwargs)
-    if use_ddim:
-        return diffusion.ddim_sample(*args, options.eta, tempered, generator=options.generator)
-    return diffusion.p_sample(*args, tempered, generator=options.generator)
 
 
 def _draw(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -138,6 +109,7 @@ def edit_sample_loop_progressive(
         return
     eps = noise.to(dev) if noise is not None else _draw(x0, options.generator)
     x = noised_to_level(diffusion.tables_for(x0), x0, torch.full((batch,), top, device=dev), eps)
+    zeros: list[torch.Tensor] = []  # DDIM at η = 0 through a step runner: its zero noise, reused
     bar: Any = None
     if options.progress:
         from tqdm.auto import tqdm
@@ -147,7 +119,10 @@ def edit_sample_loop_progressive(
         with torch.no_grad():
             if there < here:  # a reverse step with code index `there`
                 t = torch.full((batch,), there, dtype=torch.long, device=dev)
-                out = _reverse_step(diffusion, model, x, t, options, use_ddim, step_runner)
+                if use_ddim:
+                    out = ddim_step(diffusion, model, x, t, options, step_runner, zeros)
+                else:
+                    out = ancestral_step(diffusion, model, x, t, options, step_runner)
                 x = out["sample"]
                 if mask is not None:
                     level = torch.full((batch,), there, dtype=torch.long, device=dev)
