@@ -124,9 +124,8 @@ def edit_sample_loop_progressive(
                 else:
                     out = ancestral_step(diffusion, model, x, t, options, step_runner)
                 x = out["sample"]
-                if mask is not None:
-                    level = torch.full((batch,), there, dtype=torch.long, device=dev)
-                    known = noised_to_level(diffusion.tables_for(x0), x0, level, _draw(x0, options.generator))
+                if mask is not None:  # arrived at level `there`: its known image, fresh ε′ [S54], [S55]
+                    known = noised_to_level(diffusion.tables_for(x0), x0, t, _draw(x0, options.generator))
                     x = replace_known(x, known, mask)
                     out = {**out, "sample": x}
             else:  # an ascent here → here + 1: the forward kernel with β at code index `here`
