@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
+from impl.cli.editing import _add_editing_flags
 from impl.cli.options import PROG, _add_bool, _add_model_source
 from impl.cli.pictures import _add_grid_scale_flag, _add_trajectory_flags
 
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grid", default="", help="PNG grid path (default: next to the .npz)")
     _add_trajectory_flags(s)
     _add_bool(s, "progress", True, "show a progress bar")
+    _add_editing_flags(s)
     _add_bool(s_speed, "compile", False, "run each reverse step through torch.compile (CUDA graphs on CUDA)")
     s_speed.add_argument(
         "--compile_backend",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -18,7 +19,6 @@ from impl.runtime.compile import check_sampling_compile_backend
 from impl.runtime.precision import AutocastModel, PrecisionPolicy, check_precision
 from impl.runtime.seeding import derive_seed, seeded_generator
 from impl.sampling.compiled import CompiledStepRunner
-from impl.sampling.loops import final_sample
 from impl.sampling.trajectory import BatchStepObserver, observed, to_uint8_nhwc
 from impl.train.checkpoint import (
     STATE_FILENAME,
@@ -31,6 +31,36 @@ from impl.train.errors import CheckpointError, exception_line
 
 # Flags a sampling/evaluation command may set differently from the training run.
 INFERENCE_OVERRIDABLE = frozenset({"timestep_respacing", "use_checkpoint", "dropout"})
+
+
+class EditBatches(Protocol):
+    """Init images to edit instead of sampling from noise (``impl.commands.editing.EditInputs``)."""
+
+    def labels_of(self, start: int, n: int) -> np.ndarray[Any, np.dtype[np.int64]] | None:
+        """The labels of samples start … start + n − 1 (None: draw them)."""
+        ...
+
+    def edit_steps(
+        self,
+        diffusion: Any,
+        model: Any,
+        start: int,
+        n: int,
+        *,
+        use_ddim: bool,
+        eta: float,
+        temperature: float,
+        clip_denoised: bool,
+        model_kwargs: dict[str, Any],
+        generator: torch.Generator,
+        device: torch.device,
+        step_runner: Any = None,
+        channels_last: bool = False,
+        cond_fn: Any = None,
+    ) -> tuple[torch.Tensor, Iterator[dict[str, torch.Tensor]]]:
+        """The init images of samples start … start + n − 1 (model range) and the progressive loop that
+        edits them; the init images are the edit when the loop yields no step."""
+        ...
 
 
 @dataclass
@@ -171,6 +201,7 @@ def generate_samples(
     compile: bool = False,
     compile_backend: str = "inductor",
     observer: BatchStepObserver | None = None,
+    edit: EditBatches | None = None,
 ) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, np.dtype[np.int64]] | None]:
     """``num_samples`` images as uint8 NHWC (and labels for a class-conditional model).
 
@@ -184,6 +215,8 @@ def generate_samples(
     ``temperature`` τ scales each step's noise [S45], ``init_temperature`` τ₀ the starting noise [S46].
     ``observer`` sees every step dict of each batch's progressive loop (``impl.sampling.trajectory``;
     e.g. a trajectory writer); it cannot change the samples.
+    With ``edit`` each sample edits its init image instead (img2img / inpainting, `impl.commands.editing`;
+    labels from the images' arr_1 when they have them and ``class_label`` is -1).
     """
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples and batch_size must be positive, got {num_samples}, {batch_size}")
@@ -205,33 +238,55 @@ def generate_samples(
         if num_classes is not None:
             if class_label >= 0:
                 y = torch.full((n,), class_label, dtype=torch.int64, device=device)
+            elif edit is not None and (known := edit.labels_of(start, n)) is not None:
+                y = torch.from_numpy(known).to(device)
             else:
                 y = torch.randint(0, num_classes, (n,), generator=gen, device=device)
             kwargs["y"] = y
             labels.append(y.cpu().numpy().astype(np.int64))
-        # x_T: the draw the loop itself would make from ``gen``, laid out channels-last when asked.
-        noise = torch.randn((n, *shape), generator=gen, device=device)
-        if channels_last:
-            noise = noise.contiguous(memory_format=torch.channels_last)
-        loop = diffusion.ddim_sample_loop_progressive if use_ddim else diffusion.p_sample_loop_progressive
-        extra: dict[str, Any] = {"eta": eta} if use_ddim else {}
-        steps = loop(
-            net,
-            (n, *shape),
-            noise=noise,
-            clip_denoised=clip_denoised,
-            model_kwargs=kwargs,
-            progress=False,
-            generator=gen,
-            device=device,
-            step_runner=runner,
-            temperature=temperature,
-            init_temperature=init_temperature,
-            **extra,
-        )
+        if edit is not None:  # img2img / inpainting of the batch's init images
+            fallback, steps = edit.edit_steps(
+                diffusion,
+                net,
+                start,
+                n,
+                use_ddim=use_ddim,
+                eta=eta,
+                temperature=temperature,
+                clip_denoised=clip_denoised,
+                model_kwargs=kwargs,
+                generator=gen,
+                device=device,
+                step_runner=runner,
+                channels_last=channels_last,
+            )
+        else:
+            fallback, steps = (
+                None,
+                _noise_steps(
+                    diffusion,
+                    net,
+                    (n, *shape),
+                    gen,
+                    device,
+                    use_ddim=use_ddim,
+                    eta=eta,
+                    temperature=temperature,
+                    init_temperature=init_temperature,
+                    clip_denoised=clip_denoised,
+                    model_kwargs=kwargs,
+                    step_runner=runner,
+                    channels_last=channels_last,
+                ),
+            )
         if observer is not None:
             observer.begin_batch(start, n)
-        images.append(to_uint8_nhwc(final_sample(observed(steps, observer))))
+        final = fallback
+        for out in observed(steps, observer):
+            final = out["sample"]
+        if final is None:
+            raise ValueError("the diffusion has no timesteps to sample")
+        images.append(to_uint8_nhwc(final))
         if observer is not None:
             observer.end_batch()
         if bar is not None:
@@ -239,3 +294,43 @@ def generate_samples(
     if bar is not None:
         bar.close()
     return np.concatenate(images), (np.concatenate(labels) if labels else None)
+
+
+def _noise_steps(
+    diffusion: Any,
+    net: Any,
+    shape: tuple[int, ...],
+    gen: torch.Generator,
+    device: torch.device,
+    *,
+    use_ddim: bool,
+    eta: float,
+    temperature: float,
+    init_temperature: float,
+    clip_denoised: bool,
+    model_kwargs: dict[str, Any],
+    step_runner: Any,
+    channels_last: bool,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The progressive ancestral or DDIM loop of one batch from x_T drawn from ``gen``."""
+    # x_T: the draw the loop itself would make from ``gen``, laid out channels-last when asked.
+    noise = torch.randn(shape, generator=gen, device=device)
+    if channels_last:
+        noise = noise.contiguous(memory_format=torch.channels_last)
+    loop = diffusion.ddim_sample_loop_progressive if use_ddim else diffusion.p_sample_loop_progressive
+    extra: dict[str, Any] = {"eta": eta} if use_ddim else {}
+    steps: Iterator[dict[str, torch.Tensor]] = loop(
+        net,
+        shape,
+        noise=noise,
+        clip_denoised=clip_denoised,
+        model_kwargs=model_kwargs,
+        progress=False,
+        generator=gen,
+        device=device,
+        step_runner=step_runner,
+        temperature=temperature,
+        init_temperature=init_temperature,
+        **extra,
+    )
+    return steps

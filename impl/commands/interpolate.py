@@ -17,6 +17,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     from impl.commands import common, inversion
     from impl.data import save_npz_atomic
     from impl.sampling.slerp import slerp
+    from impl.sampling.trajectory import to_uint8_nhwc
 
     if args.steps < 2:
         raise ValueError(f"--steps must be >= 2 (the frames, A and B included), got {args.steps}")
@@ -45,6 +46,6 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
             model_kwargs=y,
             device=device,
         )
-    save_npz_atomic(output, inversion.to_pixels(frames))
+    save_npz_atomic(output, to_uint8_nhwc(frames))
     print(json.dumps({"frames": str(output), "shape": [args.steps, size, size, channels]}))
     return 0

@@ -55,12 +55,6 @@ def to_model_range(images: np.ndarray[Any, np.dtype[np.uint8]], device: torch.de
     return x / 127.5 - 1.0
 
 
-def to_pixels(x: torch.Tensor) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    """float NCHW in [−1, 1] → uint8 NHWC."""
-    pixels = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
-    return np.ascontiguousarray(pixels.cpu().numpy())
-
-
 def class_kwargs(
     flags: dict[str, Any], labels: np.ndarray[Any, np.dtype[np.int64]] | None, flag: str, device: torch.device
 ) -> dict[str, Any]:

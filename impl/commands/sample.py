@@ -10,6 +10,7 @@ from impl.commands import common
 
 
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
+    from impl.commands.editing import read_edit_inputs
     from impl.commands.inference import generate_samples
     from impl.commands.trajectory import plan_pictures
     from impl.data import save_image_grid, save_npz_atomic
@@ -45,10 +46,12 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
             f"--class_label {args.class_label} needs a class-conditional model; {args.checkpoint!r} is "
             "unconditional (class_cond False): drop --class_label"
         )
+    edit = read_edit_inputs(args, explicit, size=size, channels=channels, num_classes=num_classes)
+    num_samples = edit.images.shape[0] if edit and "num_samples" not in explicit else args.num_samples
     suffix = f"_{flags['timestep_respacing']}" if flags.get("timestep_respacing") else ""
     suffix += "_ddim" if args.use_ddim and "ddim" not in suffix else ""
     default_dir = loaded.run_dir / "samples" if loaded.run_dir is not None else Path.cwd()
-    stem = f"samples_{args.num_samples}x{size}x{size}x{channels}{suffix}"
+    stem = f"samples_{num_samples}x{size}x{size}x{channels}{suffix}"
     npz = Path(args.output) if args.output else default_dir / f"{stem}.npz"
     grid = Path(args.grid) if args.grid else npz.with_suffix(".png")
     for target in (npz, grid):
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         images, labels = generate_samples(
             loaded.model,
             loaded.diffusion,
-            num_samples=args.num_samples,
+            num_samples=num_samples,
             batch_size=args.batch_size,
             shape=(channels, size, size),
             use_ddim=args.use_ddim,
@@ -85,6 +88,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
             compile=args.compile,
             compile_backend=args.compile_backend,
             observer=trajectory_writer,
+            edit=edit,
         )
     npz.parent.mkdir(parents=True, exist_ok=True)
     save_npz_atomic(npz, images, labels)

@@ -26,10 +26,12 @@ from impl.diffusion.steps import check_eta, check_temperature
 from impl.diffusion.types import DEFAULT_OPTIONS, Model, ReverseProcess, SamplingOptions, StepRunner
 
 __all__ = [
+    "ancestral_step",
     "ddim_reverse_sample_loop",
     "ddim_reverse_sample_loop_progressive",
     "ddim_sample_loop",
     "ddim_sample_loop_progressive",
+    "ddim_step",
     "final_sample",
     "p_sample_loop",
     "p_sample_loop_progressive",
@@ -91,6 +93,71 @@ def step_noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=compute_dtype(x.dtype))
 
 
+@torch.no_grad()
+def ancestral_step(
+    diffusion: ReverseProcess,
+    model: Model,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    options: SamplingOptions,
+    step_runner: StepRunner | None = None,
+) -> dict[str, torch.Tensor]:
+    """One ancestral step [S29] of a loop: eager (at τ = 1 the step draws its own z), or through
+    ``step_runner`` with the z the eager step would draw (τ·z at temperature τ [S45])."""
+    tempered = tempered_step_noise(x, options.generator, options.temperature)
+    if step_runner is None:
+        return diffusion.p_sample(
+            model,
+            x,
+            t,
+            options.clip_denoised,
+            options.denoised_fn,
+            options.cond_fn,
+            options.model_kwargs,
+            tempered,
+            generator=options.generator,
+        )
+    z = step_noise(x, options.generator) if tempered is None else tempered
+    return step_runner.ancestral_step(diffusion, model, x, t, z, options)
+
+
+@torch.no_grad()
+def ddim_step(
+    diffusion: ReverseProcess,
+    model: Model,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    options: SamplingOptions,
+    step_runner: StepRunner | None = None,
+    zeros: list[torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """One DDIM step [S30] of a loop, as `ancestral_step`; at η = 0 there is no noise to temper and a step
+    runner is handed zeros (kept in ``zeros``, a one-element cache, to reuse across steps)."""
+    # σ = 0 at η = 0: there is no step noise to temper.
+    tempered = tempered_step_noise(x, options.generator, options.temperature) if options.eta != 0.0 else None
+    if step_runner is None:
+        return diffusion.ddim_sample(
+            model,
+            x,
+            t,
+            options.clip_denoised,
+            options.denoised_fn,
+            options.cond_fn,
+            options.model_kwargs,
+            options.eta,
+            tempered,
+            generator=options.generator,
+        )
+    if options.eta == 0.0:  # σ = 0: the eager step draws nothing and uses zeros
+        cache = [] if zeros is None else zeros
+        if not cache or cache[0].dtype != compute_dtype(x.dtype) or cache[0].shape != x.shape:
+            cache[:] = [torch.zeros(x.shape, device=x.device, dtype=compute_dtype(x.dtype))]
+        z = cache[0]
+    else:
+        z = step_noise(x, options.generator) if tempered is None else tempered
+    return step_runner.ddim_step(diffusion, model, x, t, z, options)
+
+
 def _timesteps(num_timesteps: int, progress: bool, *, forward: bool = False) -> Iterable[int]:
     """T−1 … 0 (the reverse process), or 0 … T−1 with ``forward`` (DDIM inversion); a tqdm bar if asked."""
     indices: Iterable[int] = range(num_timesteps) if forward else range(num_timesteps - 1, -1, -1)
@@ -114,28 +181,12 @@ def p_sample_loop_progressive(
     """Yield `p_sample` outputs for t = T−1 … 0, starting from `noise` or a draw from the generator."""
     if options.eta != 0.0:
         raise ValueError(f"options.eta must be 0.0 for ancestral sampling (η is DDIM's), got {options.eta}")
-    temperature = check_temperature(options.temperature)
+    check_temperature(options.temperature)
     dev = resolve_device(model, device, noise, options.generator)
     x = initial_noise(shape, noise, dev, options.generator, options.init_temperature)
     for i in _timesteps(diffusion.num_timesteps, options.progress):
         t = torch.full((x.shape[0],), i, dtype=torch.long, device=dev)
-        with torch.no_grad():
-            tempered = tempered_step_noise(x, options.generator, temperature)
-            if step_runner is None:
-                out = diffusion.p_sample(
-                    model,
-                    x,
-                    t,
-                    options.clip_denoised,
-                    options.denoised_fn,
-                    options.cond_fn,
-                    options.model_kwargs,
-                    tempered,
-                    generator=options.generator,
-                )
-            else:
-                z = step_noise(x, options.generator) if tempered is None else tempered
-                out = step_runner.ancestral_step(diffusion, model, x, t, z, options)
+        out = ancestral_step(diffusion, model, x, t, options, step_runner)
         yield out
         x = out["sample"]
 
@@ -152,36 +203,13 @@ def ddim_sample_loop_progressive(
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield `ddim_sample` outputs for t = T−1 … 0 (η = 0: deterministic given x_T)."""
     check_eta(options.eta)
-    temperature = check_temperature(options.temperature)
+    check_temperature(options.temperature)
     dev = resolve_device(model, device, noise, options.generator)
     x = initial_noise(shape, noise, dev, options.generator, options.init_temperature)
-    zeros: torch.Tensor | None = None
+    zeros: list[torch.Tensor] = []  # η = 0 through a step runner: one zero noise tensor for every step
     for i in _timesteps(diffusion.num_timesteps, options.progress):
         t = torch.full((x.shape[0],), i, dtype=torch.long, device=dev)
-        with torch.no_grad():
-            # σ = 0 at η = 0: there is no step noise to temper.
-            tempered = tempered_step_noise(x, options.generator, temperature) if options.eta != 0.0 else None
-            if step_runner is None:
-                out = diffusion.ddim_sample(
-                    model,
-                    x,
-                    t,
-                    options.clip_denoised,
-                    options.denoised_fn,
-                    options.cond_fn,
-                    options.model_kwargs,
-                    options.eta,
-                    tempered,
-                    generator=options.generator,
-                )
-            else:
-                if options.eta == 0.0:  # σ = 0: the eager step draws nothing and uses zeros
-                    if zeros is None or zeros.dtype != compute_dtype(x.dtype):
-                        zeros = torch.zeros(x.shape, device=x.device, dtype=compute_dtype(x.dtype))
-                    z = zeros
-                else:
-                    z = step_noise(x, options.generator) if tempered is None else tempered
-                out = step_runner.ddim_step(diffusion, model, x, t, z, options)
+        out = ddim_step(diffusion, model, x, t, options, step_runner, zeros)
         yield out
         x = out["sample"]
 

@@ -1,0 +1,205 @@
+"""``iddpm sample --init_images [--strength] [--mask] [--resample_jumps --jump_length]`` through
+`impl.cli.main` on the tiny digits model (respaced to 5 steps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from impl.cli import main
+from tests.cli.tiny import tiny_train
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("editing") / "run"
+    assert main(tiny_train(str(out), "--max_steps", "2", "--num_grid_samples", "0")) == 0
+    return out
+
+
+def _images(path: Path, n: int = 3, size: int = 8, channels: int = 1) -> Path:
+    rng = np.random.default_rng(0)
+    np.savez(path, arr_0=rng.integers(0, 256, size=(n, size, size, channels), dtype=np.uint8))
+    return path
+
+
+def _left_half(path: Path, shape: tuple[int, ...], dtype: type = np.uint8) -> Path:
+    """A keep mask holding the left half of every image (columns 0–3 of 8)."""
+    mask = np.zeros(shape, dtype=dtype)
+    if len(shape) == 4:
+        mask[:, :, :4, :] = 1
+    else:
+        mask[..., :4] = 1
+    np.savez(path, arr_0=mask)
+    return path
+
+
+def _sample(run_dir: Path, out: Path, *extra: str) -> np.ndarray:  # type: ignore[type-arg]
+    argv = ["sample", "--checkpoint", str(run_dir), "--output", str(out), "--progress", "False"]
+    assert main([*argv, "--timestep_respacing", "5", *extra]) == 0
+    with np.load(out) as f:
+        return np.asarray(f["arr_0"])
+
+
+def _init(tmp_path: Path) -> tuple[Path, np.ndarray]:  # type: ignore[type-arg]
+    path = _images(tmp_path / "init.npz")
+    with np.load(path) as f:
+        return path, np.asarray(f["arr_0"])
+
+
+@pytest.mark.parametrize("ddim", ["False", "True"])
+def test_strength_zero_returns_the_init_images_byte_for_byte(
+    run_dir: Path, tmp_path: Path, ddim: str
+) -> None:
+    path, images = _init(tmp_path)
+    out = _sample(
+        run_dir, tmp_path / "s.npz", "--init_images", str(path), "--strength", "0", "--use_ddim", ddim
+    )
+    assert np.array_equal(out, images)  # --num_samples defaults to the number of init images
+
+
+def test_strength_edits_and_reproduces_with_its_seed(run_dir: Path, tmp_path: Path) -> None:
+    path, images = _init(tmp_path)
+    flags = ("--init_images", str(path), "--strength", "0.6")
+    first = _sample(run_dir, tmp_path / "a.npz", *flags)
+    again = _sample(run_dir, tmp_path / "b.npz", *flags)
+    other = _sample(run_dir, tmp_path / "c.npz", *flags, "--seed", "1")
+    ddim = _sample(run_dir, tmp_path / "d.npz", *flags, "--use_ddim", "True")
+    assert first.shape == images.shape and not np.array_equal(first, images)
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    assert ddim.shape == images.shape and not np.array_equal(ddim, first)
+
+
+def test_more_samples_than_images_repeat_them_cyclically(run_dir: Path, tmp_path: Path) -> None:
+    path, images = _init(tmp_path)
+    out = _sample(
+        run_dir, tmp_path / "s.npz", "--init_images", str(path), "--strength", "0", "--num_samples", "5"
+    )
+    assert np.array_equal(out, images[[0, 1, 2, 0, 1]])
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [((8, 8), np.uint8), ((3, 8, 8), np.bool_), ((3, 8, 8, 1), np.float32)],
+)
+@pytest.mark.parametrize(
+    "extra", [(), ("--resample_jumps", "2", "--jump_length", "2"), ("--use_ddim", "True")]
+)
+def test_inpainting_keeps_the_masked_pixels_exactly(
+    run_dir: Path, tmp_path: Path, shape: tuple[int, ...], dtype: type, extra: tuple[str, ...]
+) -> None:
+    path, images = _init(tmp_path)
+    mask = _left_half(tmp_path / "m.npz", shape, dtype)
+    out = _sample(run_dir, tmp_path / "s.npz", "--init_images", str(path), "--mask", str(mask), *extra)
+    assert np.array_equal(out[:, :, :4], images[:, :, :4])  # bit for bit after uint8 quantisation
+    assert not np.array_equal(out[:, :, 4:], images[:, :, 4:])
+
+
+def test_inpainting_with_strength_starts_lower(run_dir: Path, tmp_path: Path) -> None:
+    path, images = _init(tmp_path)
+    mask = _left_half(tmp_path / "m.npz", (8, 8))
+    flags = ("--init_images", str(path), "--mask", str(mask))
+    zero = _sample(run_dir, tmp_path / "a.npz", *flags, "--strength", "0")
+    some = _sample(run_dir, tmp_path / "b.npz", *flags, "--strength", "0.6")
+    assert np.array_equal(zero, images)
+    assert np.array_equal(some[:, :, :4], images[:, :, :4]) and not np.array_equal(some, images)
+
+
+def _bad_mask(path: Path, array: np.ndarray) -> Path:  # type: ignore[type-arg]
+    np.savez(path, arr_0=array)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "flag"),
+    [
+        ("strength_high", "--strength"),
+        ("strength_nan", "--strength"),
+        ("strength_without_init", "--strength"),
+        ("mask_without_init", "--mask"),
+        ("img2img_without_strength", "--strength"),
+        ("mask_shape", "--mask"),
+        ("mask_count", "--mask"),
+        ("mask_values", "--mask"),
+        ("mask_255", "--mask"),
+        ("init_size", "--init_images"),
+        ("init_channels", "--init_images"),
+        ("init_missing", "--init_images"),
+        ("resample_jumps_zero", "--resample_jumps"),
+        ("resample_without_mask", "--resample_jumps"),
+        ("jump_length_zero", "--jump_length"),
+        ("init_temperature", "--init_temperature"),
+    ],
+)
+def test_bad_edit_flags_are_one_line_exit_2(
+    run_dir: Path, tmp_path: Path, case: str, flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = _init(tmp_path)
+    mask = str(_left_half(tmp_path / "m.npz", (8, 8)))
+    init = ("--init_images", str(path))
+    argv = {
+        "strength_high": [*init, "--strength", "1.5"],
+        "strength_nan": [*init, "--strength", "nan"],
+        "strength_without_init": ["--strength", "0.5"],
+        "mask_without_init": ["--mask", mask],
+        "img2img_without_strength": [*init],
+        "mask_shape": [*init, "--mask", str(_bad_mask(tmp_path / "b.npz", np.ones((3, 7, 8), np.uint8)))],
+        "mask_count": [*init, "--mask", str(_bad_mask(tmp_path / "b.npz", np.ones((2, 8, 8), np.uint8)))],
+        "mask_values": [*init, "--mask", str(_bad_mask(tmp_path / "b.npz", np.full((8, 8), 0.5)))],
+        "mask_255": [*init, "--mask", str(_bad_mask(tmp_path / "b.npz", np.full((8, 8), 255, np.uint8)))],
+        "init_size": ["--init_images", str(_images(tmp_path / "big.npz", size=16)), "--strength", "0.5"],
+        "init_channels": [
+            "--init_images",
+            str(_images(tmp_path / "rgb.npz", channels=3)),
+            "--strength",
+            "0.5",
+        ],
+        "init_missing": ["--init_images", str(tmp_path / "none.npz"), "--strength", "0.5"],
+        "resample_jumps_zero": [*init, "--mask", mask, "--resample_jumps", "0"],
+        "resample_without_mask": [*init, "--strength", "0.5", "--resample_jumps", "2"],
+        "jump_length_zero": [*init, "--mask", mask, "--jump_length", "0"],
+        "init_temperature": [*init, "--strength", "0.5", "--init_temperature", "0.5"],
+    }[case]
+    out = tmp_path / "s.npz"
+    code = main(["sample", "--checkpoint", str(run_dir), "--output", str(out), "--progress", "False", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and flag in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def class_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("editing_cond") / "run"
+    assert (
+        main(tiny_train(str(out), "--max_steps", "1", "--num_grid_samples", "0", "--class_cond", "True")) == 0
+    )
+    return out
+
+
+def test_class_conditional_edits_take_the_labels_of_arr_1(
+    class_run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """arr_1's labels follow their images (cyclically); --class_label overrides them; without arr_1 they
+    are drawn; labels outside the model's classes are refused naming --init_images."""
+    path, images = _init(tmp_path)
+    np.savez(tmp_path / "lab.npz", arr_0=images, arr_1=np.array([7, 2, 9]))
+    flags = ("--init_images", str(tmp_path / "lab.npz"), "--strength", "0.4", "--num_samples", "4")
+    out = tmp_path / "s.npz"
+    _sample(class_run_dir, out, *flags)
+    with np.load(out) as f:
+        assert f["arr_1"].tolist() == [7, 2, 9, 7]
+    _sample(class_run_dir, out, *flags, "--class_label", "3")
+    with np.load(out) as f:
+        assert f["arr_1"].tolist() == [3, 3, 3, 3]
+    _sample(class_run_dir, out, "--init_images", str(path), "--strength", "0.4")
+    with np.load(out) as f:
+        assert f["arr_1"].shape == (3,) and f["arr_1"].min() >= 0 and f["arr_1"].max() < 10
+    np.savez(tmp_path / "bad.npz", arr_0=images, arr_1=np.array([7, 2, 10]))
+    argv = ["sample", "--checkpoint", str(class_run_dir), "--output", str(tmp_path / "t.npz")]
+    capsys.readouterr()
+    assert main([*argv, "--init_images", str(tmp_path / "bad.npz"), "--strength", "0.4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--init_images" in err and "[0, 10)" in err
