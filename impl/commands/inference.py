@@ -20,6 +20,7 @@ from impl.runtime.seeding import derive_seed, seeded_generator
 from impl.sampling.compiled import CompiledStepRunner
 from impl.train.checkpoint import (
     STATE_FILENAME,
+    check_run_kind,
     earlier_checkpoint_hint,
     find_checkpoint_dir,
     read_state_json,
@@ -63,6 +64,7 @@ def load_for_inference(
     if path.is_dir() or (path.parent / STATE_FILENAME).is_file():
         ckpt_dir = find_checkpoint_dir(path if path.is_dir() else path.parent)
         meta = read_state_json(ckpt_dir)
+        check_run_kind(meta["config"], None, ckpt_dir)  # a classifier run is no model to sample
         try:
             flags = dict(meta["config"]["model_flags"])
             rates = [float(r) for r in meta["ema_rates"]]
