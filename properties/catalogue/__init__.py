@@ -14,6 +14,7 @@ by `properties.catalogue.builder.step_entry`.  docs/diffusion.md says how to add
 from __future__ import annotations
 
 from properties.catalogue import (
+    classifier_training,
     gaussian,
     metrics,
     objectives,
@@ -34,6 +35,7 @@ CATALOGUE: tuple[Entry, ...] = (
     *gaussian.ENTRIES,
     *timesteps.ENTRIES,
     *metrics.ENTRIES,
+    *classifier_training.ENTRIES,
 )
 
 _BY_NAME = {entry.name: entry for entry in CATALOGUE}  # names are unique: tested in test_catalogue
