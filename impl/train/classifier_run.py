@@ -72,15 +72,19 @@ def _open_labelled(
     """The training batches of ``--data``, their class count and channel count (labels required)."""
     flags = config.classifier_flags
     wanted = {"image_size": flags["image_size"], "class_cond": True, "in_channels": flags["in_channels"]}
+    no_labels = (
+        f"--data {config.data!r} has no labels; a classifier trains on labelled images (the digits, an .npz "
+        "with arr_1, a folder prepared with labels)"
+    )
     try:
         data, num_classes, channels = open_batch_source(config, wanted, saved)
     except ValueError as exc:
-        raise ValueError(f"--data {config.data!r}: {exc}") from None
-    if not data.has_labels or not num_classes:
+        # the readers' "class_cond=True needs labels" speaks of the diffusion flag: say it for a classifier
         raise ValueError(
-            f"--data {config.data!r} has no labels; a classifier trains on labelled images (the digits, an "
-            ".npz with arr_1, a folder prepared with labels)"
-        )
+            no_labels if "needs labels" in str(exc) else f"--data {config.data!r}: {exc}"
+        ) from None
+    if not data.has_labels or not num_classes:
+        raise ValueError(no_labels)
     return data, int(num_classes), int(channels)
 
 
