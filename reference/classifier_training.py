@@ -47,14 +47,15 @@ def cross_entropy(logits: ArrayLike, labels: ArrayLike) -> FloatArray:
 
 
 def topk_hits(logits: ArrayLike, labels: ArrayLike, k: int) -> FloatArray:
-    """hit_i = 1[#{j : z_ij > z_{i,y_i}} < k]: y_i is among the top k logits, ties counted in its favour
-    (helper of [S58])."""
+    """hit_i = 1[#{j : z_ij > z_{i,y_i}} + #{j < y_i : z_ij = z_{i,y_i}} < k]: y_i is among the first k
+    classes when they are sorted by logit, descending, ties by class index (helper of [S58])."""
     z = _logits(logits)
     y = _labels(labels, z.shape[0], z.shape[1])
     k = check_positive_int(k, "k")
-    own = z[np.arange(z.shape[0]), y]
-    above = (z > own[:, None]).sum(axis=1)
-    hits: FloatArray = (above < k).astype(np.float64)
+    own = z[np.arange(z.shape[0]), y][:, None]
+    earlier = np.arange(z.shape[1])[None, :] < y[:, None]
+    rank = (z > own).sum(axis=1) + ((z == own) & earlier).sum(axis=1)
+    hits: FloatArray = (rank < k).astype(np.float64)
     return hits
 
 

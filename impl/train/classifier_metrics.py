@@ -1,9 +1,9 @@
 """The noisy-image classifier's loss and accuracy: cross-entropy [S59] and top-k accuracy per quarter of the
 timestep range [S58], and the held-out accumulator that sums them on the device and reduces across ranks.
 
-Top-k counts a tie in the label's favour: ``y`` is a top-k hit when fewer than k logits are strictly
-larger than ``z_y`` (``torch.topk`` breaks ties arbitrarily; this rule is deterministic and is the
-oracle's, ``reference.classifier_training.topk_hits``).
+Top-k ranks the classes by logit, descending, ties by class index (``torch.topk`` breaks ties
+arbitrarily; this rule is deterministic and is the oracle's, ``reference.classifier_training.topk_hits``):
+all-equal logits (a zero-initialised head) then score the fraction of labels below k, not 1.
 """
 
 from __future__ import annotations
@@ -39,12 +39,14 @@ def per_sample_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torc
 
 
 def topk_hits(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
-    """1[#{j : z_ij > z_{i,y_i}} < k] per row, as the logits' float dtype (B,) (part of [S58])."""
+    """1[#{j : z_ij > z_{i,y_i}} + #{j < y_i : z_ij = z_{i,y_i}} < k] per row, as the logits' float dtype
+    (B,) (part of [S58])."""
     if k < 1:
         raise ValueError(f"k must be a positive integer, got {k}")
     own = logits.gather(1, labels.view(-1, 1))
-    above = (logits > own).sum(dim=1)
-    return (above < k).to(logits.dtype if logits.is_floating_point() else torch.float32)
+    earlier = torch.arange(logits.shape[1], device=logits.device).view(1, -1) < labels.view(-1, 1)
+    rank = (logits > own).sum(dim=1) + ((logits == own) & earlier).sum(dim=1)
+    return (rank < k).to(logits.dtype if logits.is_floating_point() else torch.float32)
 
 
 def timestep_bins(t: torch.Tensor, num_timesteps: int, num_bins: int = NUM_T_BINS) -> torch.Tensor:

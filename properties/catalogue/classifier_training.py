@@ -3,7 +3,7 @@ its per-quarter top-k accuracy (``impl.train.classifier_metrics``).
 
 A drawn case carries a seed and sizes; the logits are expanded from it on a grid of multiples of 1/4 in
 [−30, 30] (exact in float32 and float64, so both tiers see the same numbers, and coarse enough that ties,
-which [S58] counts for the label, are frequent).  The first four rows have one timestep in each quarter of
+which [S58] breaks by class index, are frequent).  The first four rows have one timestep in each quarter of
 [0, T), so no quarter is empty.
 """
 

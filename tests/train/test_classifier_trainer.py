@@ -17,6 +17,7 @@ from impl.factory.classifier_run import (
 )
 from impl.train.classifier_config import ClassifierTrainConfig, default_held_out
 from impl.train.classifier_metrics import HeldOutAccumulator, per_sample_cross_entropy
+from impl.train.classifier_metrics import binned_topk_accuracy as impl_binned_topk_accuracy
 from impl.train.classifier_trainer import classifier_loss_fn, stratified_timesteps
 from impl.train.distributed import DistContext
 from reference.classifier_training import binned_topk_accuracy, timestep_quarter
@@ -129,3 +130,16 @@ def test_classifier_config_checks_name_the_field() -> None:
         ClassifierTrainConfig(eval_interval=-1).validate()
     assert default_held_out("digits") == "digits:held_out"
     assert default_held_out("my.npz") == ""
+
+
+def test_all_equal_logits_score_chance_not_one() -> None:
+    """A zero-initialised head gives equal logits: ties by class index put label y at rank y."""
+    labels = torch.arange(10).repeat(3)
+    logits = torch.zeros(30, 10)
+    t = torch.zeros(30, dtype=torch.long)
+    for k, expected in ((1, 0.1), (5, 0.5), (10, 1.0)):
+        got = impl_binned_topk_accuracy(logits, labels, t, 1000, k)[0].item()
+        assert got == pytest.approx(expected, abs=1e-15)
+        assert binned_topk_accuracy(logits.numpy(), labels.numpy(), t.numpy(), 1000, k)[0] == pytest.approx(
+            expected, abs=1e-15
+        )
