@@ -165,6 +165,13 @@ def test_classifier_and_diffusion_runs_refuse_each_other(
     err = _error(capsys, ["sample", "--checkpoint", str(classifier), "--num_samples", "1", "--output", out])
     assert "is a classifier run" in err
     assert not Path(out).exists()
+    # read_state_json checks the classifier flags' types like the model flags'
+    state_path = _step_dir(classifier, 1) / "state.json"
+    state = json.loads(state_path.read_text())
+    state["config"]["classifier_flags"]["classifier_width"] = "wide"
+    state_path.write_text(json.dumps(state))
+    err = _error(capsys, ["train_classifier", "--resume", str(classifier), "--max_steps", "2"])
+    assert "state.json" in err and "classifier_width must be int" in err
 
 
 def test_bad_input_is_one_line_naming_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
