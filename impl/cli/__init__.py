@@ -34,6 +34,7 @@ __all__ = [
 #: ``iddpm <name>`` runs ``impl.commands.<module>.run(args, explicit_flags)``.
 COMMANDS: dict[str, str] = {
     "train": "impl.commands.train",
+    "train_classifier": "impl.commands.train_classifier",
     "sample": "impl.commands.sample",
     "encode": "impl.commands.encode",
     "interpolate": "impl.commands.interpolate",

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
+from impl.cli.classifier_parser import add_train_classifier_parser
 from impl.cli.editing import _add_editing_flags
 from impl.cli.options import PROG, _add_bool, _add_model_source
 from impl.cli.pictures import _add_grid_scale_flag, _add_trajectory_flags
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Improved DDPM: train, sample, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_parser(sub)
+    add_train_classifier_parser(sub)
     sub.add_parser("recipes", help="list the named training recipes (--recipe) with their flags")
 
     s = sub.add_parser("sample", help="draw samples to .npz (+ PNG grid)")

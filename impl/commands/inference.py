@@ -22,6 +22,7 @@ from impl.sampling.compiled import CompiledStepRunner
 from impl.sampling.trajectory import BatchStepObserver, observed, to_uint8_nhwc
 from impl.train.checkpoint import (
     STATE_FILENAME,
+    check_run_kind,
     earlier_checkpoint_hint,
     find_checkpoint_dir,
     read_state_json,
@@ -95,6 +96,7 @@ def load_for_inference(
     if path.is_dir() or (path.parent / STATE_FILENAME).is_file():
         ckpt_dir = find_checkpoint_dir(path if path.is_dir() else path.parent)
         meta = read_state_json(ckpt_dir)
+        check_run_kind(meta["config"], None, ckpt_dir)  # a classifier run is no model to sample
         try:
             flags = dict(meta["config"]["model_flags"])
             rates = [float(r) for r in meta["ema_rates"]]

@@ -290,6 +290,27 @@ def read_state_json(ckpt_dir: Path) -> dict[str, Any]:
     return meta
 
 
+RUN_KIND_CLASSIFIER = "classifier"
+"""``config["kind"]`` of a classifier run (``iddpm train_classifier``); a diffusion-model run has none."""
+
+_KIND_USE = {
+    None: "a diffusion-model run (resume it with `iddpm train --resume`, sample it with `iddpm sample`)",
+    RUN_KIND_CLASSIFIER: "a classifier run (resume it with `iddpm train_classifier --resume`, guide "
+    "sampling with it through `iddpm sample --classifier`)",
+}
+
+
+def check_run_kind(config: dict[str, Any], expected: str | None, ckpt_dir: Path) -> None:
+    """Refuse a checkpoint whose ``config["kind"]`` is not ``expected`` (None: a diffusion-model run),
+    with one line naming the folder, what it is and what it is for."""
+    kind = config.get("kind")
+    if kind == expected:
+        return
+    what = _KIND_USE.get(kind, f"a run of unknown kind {kind!r}")
+    wanted = "a classifier run" if expected == RUN_KIND_CLASSIFIER else "a diffusion-model run"
+    raise CheckpointError(f"{str(ckpt_dir)!r} is {what}; this command needs {wanted}")
+
+
 def _check_state_types(meta: dict[str, Any], where: str) -> None:
     """The saved training config and model flags have the types of their defaults (a hand-edited
     ``image_size: "abc"`` is a CheckpointError naming the file and the field, not a TypeError later)."""
@@ -305,6 +326,13 @@ def _check_state_types(meta: dict[str, Any], where: str) -> None:
         if not isinstance(flags, dict):
             raise ValueError(f"{where}: model_flags must be a JSON object, got {flags!r}")
         check_value_types(flags, model_and_diffusion_defaults(), where)
+        if config.get("kind") == RUN_KIND_CLASSIFIER:
+            from impl.factory.classifier_run import classifier_flag_defaults
+
+            classifier_flags = config.get("classifier_flags")
+            if not isinstance(classifier_flags, dict):
+                raise ValueError(f"{where}: classifier_flags must be a JSON object, got {classifier_flags!r}")
+            check_value_types(classifier_flags, classifier_flag_defaults(), where)
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
 

@@ -141,7 +141,7 @@ class TrainConfig:
         _positive_int("max_steps", self.max_steps)
         if self.lr_anneal_steps < 0:
             raise ValueError(f"lr_anneal_steps must be >= 0 (0: constant LR), got {self.lr_anneal_steps}")
-        parse_ema_rates(self.ema_rate)
+        _ = self.ema_rates  # parses and checks ema_rate
         check_lr_schedule(self.lr_schedule, self.lr_anneal_steps, self.lr_warmup_steps)
         if self.lr_schedule == "constant" and self.lr_warmup_steps > self.max_steps:
             raise ValueError(
@@ -187,6 +187,10 @@ class TrainConfig:
         for name in ("channels_last", "allow_tf32", "cudnn_benchmark"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        self._check_eval()
+
+    def _check_eval(self) -> None:
+        """The ``eval_*`` fields (a subclass with another evaluation checks its own)."""
         _check_eval(self)
 
     def lr_at(self, step: int) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from impl.train.batches import BatchSource, InMemoryData
 from impl.train.checkpoint import (
     CHECKPOINT_DIRNAME,
     TrainingCheckpoint,
+    check_run_kind,
     find_checkpoint_dir,
     list_checkpoints,
     load_training_checkpoint,
@@ -72,18 +74,23 @@ def default_run_dir(data: str) -> Path:
 
 
 def merge_resumed_config(
-    saved: TrainConfig, requested: TrainConfig, explicit: set[str], explicit_model: set[str]
+    saved: TrainConfig,
+    requested: TrainConfig,
+    explicit: set[str],
+    explicit_model: set[str],
+    overridable: frozenset[str] = RESUME_OVERRIDABLE,
 ) -> TrainConfig:
-    """The saved config with the explicitly requested run-control overrides; conflicts are errors."""
+    """The saved config with the explicitly requested run-control overrides (the names in
+    ``overridable``); conflicts are errors."""
     changes: dict[str, Any] = {}
     for name in sorted(explicit):
         new, old = getattr(requested, name), getattr(saved, name)
         if new == old:
             continue
-        if name not in RESUME_OVERRIDABLE:
+        if name not in overridable:
             raise TrainError(
                 f"--{name}={new!r} differs from the resumed run's {old!r}; a resumed run keeps its "
-                f"configuration (changeable: {', '.join(sorted(RESUME_OVERRIDABLE))})"
+                f"configuration (changeable: {', '.join(sorted(overridable))})"
             )
         changes[name] = new
     for name in sorted(explicit_model):
@@ -182,20 +189,27 @@ def train_command(
         shutdown()
 
 
-def _resumed_config(
-    config: TrainConfig, resume: str, explicit: set[str], explicit_model: set[str], overwrite: bool
+def resumed_config(
+    config: TrainConfig,
+    resume: str,
+    explicit: set[str],
+    explicit_model: set[str],
+    overwrite: bool,
+    overridable: frozenset[str] = RESUME_OVERRIDABLE,
 ) -> tuple[TrainConfig, TrainingCheckpoint, Path, bool]:
-    """The merged config, the loaded checkpoint, the run directory to write and whether it is new."""
+    """The merged config (of ``config``'s class), the loaded checkpoint, the run directory to write and
+    whether it is new.  A run of another kind (a classifier run for ``iddpm train``) is refused."""
     if resume == "auto" and not config.out_dir:
         raise TrainError("--resume without a path needs --out_dir (the run directory to continue)")
     source = Path(resume if resume != "auto" else config.out_dir)
     ckpt_dir = find_checkpoint_dir(source)
     ckpt = load_training_checkpoint(ckpt_dir)
+    check_run_kind(ckpt.config, getattr(config, "kind", None), ckpt_dir)
     try:
-        saved = TrainConfig.from_dict(ckpt.config)
+        saved = type(config).from_dict(ckpt.config)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{str(ckpt_dir / 'state.json')!r}: {exc}") from None
-    merged = merge_resumed_config(saved, config, explicit, explicit_model)
+    merged = merge_resumed_config(saved, config, explicit, explicit_model, overridable)
     check_resume_steps(ckpt.step, saved, merged, explicit)
     source_run = ckpt_dir.parent.parent
     into_new = resume != "auto" and "out_dir" in explicit and bool(config.out_dir)
@@ -208,20 +222,29 @@ def _resumed_config(
     return replace(merged, out_dir=str(run_dir)), ckpt, run_dir, into_new
 
 
-def _train(
+TrainerBuilder = Callable[[DistContext, TrainConfig, TrainingCheckpoint | None], tuple[TrainConfig, Trainer]]
+"""``build(ctx, config, ckpt) -> (config with the data-resolved flags, trainer)``: opens the data and
+builds the model and trainer, loading nothing into it and writing nothing."""
+
+
+def run_training(
     ctx: DistContext,
     config: TrainConfig,
+    build: TrainerBuilder,
+    *,
     resume: str | None,
     explicit: set[str],
     explicit_model: set[str],
     overwrite: bool,
-    scorer_factory: Any = None,
+    overridable: frozenset[str] = RESUME_OVERRIDABLE,
 ) -> TrainResult:
+    """Start or resume a run directory and train until max_steps or a stop request: the run-directory
+    checks, resume, ``build``, the checkpoint load, then (only then) the first write, and the run."""
     ckpt: TrainingCheckpoint | None = None
     fresh_dir = True
     if resume is not None:
-        config, ckpt, run_dir, fresh_dir = _resumed_config(
-            config, resume, explicit, explicit_model, overwrite
+        config, ckpt, run_dir, fresh_dir = resumed_config(
+            config, resume, explicit, explicit_model, overwrite, overridable
         )
     else:
         if not config.out_dir:
@@ -231,33 +254,9 @@ def _train(
         run_dir = Path(config.out_dir)
         check_new_run_dir(run_dir, overwrite)
     config.validate(ctx.world_size)
-
-    from impl.diffusion import create_named_schedule_sampler
-
-    flags = dict(config.model_flags)
-    data, num_classes, channels = _open_data(config, flags, None if ckpt is None else ckpt.config)
-    flags = resolve_data_flags(flags, channels, num_classes)
-    config = replace(config, model_flags=flags)
-    torch.manual_seed(derive_seed(config.seed, STREAM_INIT))
-    model, diffusion = build_model_and_diffusion(flags)
-    grid_diffusion = build_diffusion(flags, config.grid_respacing) if _respaces(config, flags) else None
-    sampler = create_named_schedule_sampler(config.schedule_sampler, diffusion)
-    trainer = Trainer(
-        model=model,
-        diffusion=diffusion,
-        data=data,
-        config=config,
-        run_dir=None,  # attached below, once the checkpoint has loaded: a failed load writes nothing
-        ctx=ctx,
-        schedule_sampler=sampler,
-        grid_diffusion=grid_diffusion,
-        class_cond=bool(flags.get("class_cond", False)),
-        num_classes=num_classes,
-    )
+    config, trainer = build(ctx, config, ckpt)
     if ckpt is not None:
         trainer.load(ckpt)
-    if config.eval_interval and ctx.is_main and scorer_factory is not None:
-        trainer.sample_scorer = scorer_factory(config)  # loads the weights and statistics before any write
     barrier(ctx)  # every rank has checked the run directory before rank 0 writes into it
     if ctx.is_main:
         if overwrite and fresh_dir and run_dir.is_dir():
@@ -273,7 +272,62 @@ def _train(
     return result
 
 
-def _open_data(
+def _train(
+    ctx: DistContext,
+    config: TrainConfig,
+    resume: str | None,
+    explicit: set[str],
+    explicit_model: set[str],
+    overwrite: bool,
+    scorer_factory: Any = None,
+) -> TrainResult:
+    def build(
+        ctx: DistContext, config: TrainConfig, ckpt: TrainingCheckpoint | None
+    ) -> tuple[TrainConfig, Trainer]:
+        return _build_diffusion_trainer(ctx, config, ckpt, scorer_factory)
+
+    return run_training(
+        ctx,
+        config,
+        build,
+        resume=resume,
+        explicit=explicit,
+        explicit_model=explicit_model,
+        overwrite=overwrite,
+    )
+
+
+def _build_diffusion_trainer(
+    ctx: DistContext, config: TrainConfig, ckpt: TrainingCheckpoint | None, scorer_factory: Any
+) -> tuple[TrainConfig, Trainer]:
+    from impl.diffusion import create_named_schedule_sampler
+
+    flags = dict(config.model_flags)
+    data, num_classes, channels = open_batch_source(config, flags, None if ckpt is None else ckpt.config)
+    flags = resolve_data_flags(flags, channels, num_classes)
+    config = replace(config, model_flags=flags)
+    torch.manual_seed(derive_seed(config.seed, STREAM_INIT))
+    model, diffusion = build_model_and_diffusion(flags)
+    grid_diffusion = build_diffusion(flags, config.grid_respacing) if _respaces(config, flags) else None
+    sampler = create_named_schedule_sampler(config.schedule_sampler, diffusion)
+    trainer = Trainer(
+        model=model,
+        diffusion=diffusion,
+        data=data,
+        config=config,
+        run_dir=None,  # attached by run_training once the checkpoint has loaded: a failed load writes nothing
+        ctx=ctx,
+        schedule_sampler=sampler,
+        grid_diffusion=grid_diffusion,
+        class_cond=bool(flags.get("class_cond", False)),
+        num_classes=num_classes,
+    )
+    if config.eval_interval and ctx.is_main and scorer_factory is not None:
+        trainer.sample_scorer = scorer_factory(config)  # loads the weights and statistics before any write
+    return config, trainer
+
+
+def open_batch_source(
     config: TrainConfig, flags: dict[str, Any], saved: dict[str, Any] | None
 ) -> tuple[BatchSource, int | None, int]:
     """The batch source of ``config.data`` (in memory or streamed), its class count and channel count."""

@@ -126,7 +126,7 @@ class Trainer:
         self.train_model = AutocastModel(inner, self.policy)
         # ``loss_fn`` is the eager per-sample loss; ``step_loss_fn`` is what train_step calls (the same
         # function compiled as one graph under compile_scope="loss").
-        self.loss_fn: LossFn = per_sample_loss_fn(diffusion, self.train_model)
+        self.loss_fn: LossFn = self._make_loss_fn()
         self.loss_compiled = config.compile and config.compile_scope == "loss"
         self.step_loss_fn: LossFn = compile_with(config, self.loss_fn) if self.loss_compiled else self.loss_fn
         graph_mode = config.compile_mode in CUDA_GRAPH_MODES
@@ -152,6 +152,18 @@ class Trainer:
 
         # rank 0's scorer of ``evaluate_samples`` (set by train_command when eval_interval > 0)
         self.sample_scorer: Any = None
+
+    def _make_loss_fn(self) -> LossFn:
+        """The eager per-sample loss of (x_0, t, ε, model_kwargs) through ``self.train_model``."""
+        return per_sample_loss_fn(self.diffusion, self.train_model)
+
+    def evaluate(self) -> None:
+        """The evaluation every ``eval_interval`` steps: sample quality (``impl.train.sample_eval``)."""
+        evaluate_samples(self, self.sample_scorer)
+
+    def finish(self) -> None:
+        """After the final save of a run that was not stopped early: the last sample grid."""
+        self.save_grid()
 
     def attach_run_dir(self, run_dir: Path) -> None:
         """Write checkpoints, grids and ``log.jsonl`` to ``run_dir`` from now on."""
@@ -298,7 +310,7 @@ class Trainer:
                 if cfg.sample_interval and self.step % cfg.sample_interval == 0 and self.step < cfg.max_steps:
                     self.save_grid()
                 if cfg.eval_interval and self.step % cfg.eval_interval == 0:
-                    evaluate_samples(self, self.sample_scorer)
+                    self.evaluate()
         finally:
             if progress is not None:
                 progress.close()
@@ -306,7 +318,7 @@ class Trainer:
             self._log(max(time.perf_counter() - window_start, 1e-9), self.step - window_step)
         checkpoint = self.save()
         if not stopped:
-            self.save_grid()
+            self.finish()
         if self.logger is not None:
             self.logger.close()
         return TrainResult(

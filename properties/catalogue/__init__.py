@@ -14,6 +14,7 @@ by `properties.catalogue.builder.step_entry`.  docs/diffusion.md says how to add
 from __future__ import annotations
 
 from properties.catalogue import (
+    classifier_training,
     editing,
     gaussian,
     metrics,
@@ -36,6 +37,7 @@ CATALOGUE: tuple[Entry, ...] = (
     *timesteps.ENTRIES,
     *metrics.ENTRIES,
     *editing.ENTRIES,
+    *classifier_training.ENTRIES,
 )
 
 _BY_NAME = {entry.name: entry for entry in CATALOGUE}  # names are unique: tested in test_catalogue

@@ -42,6 +42,8 @@ class ReferenceOp(enum.Enum):
     KNN_SQUARED_RADII = "knn_squared_radii"
     MANIFOLD_COVERAGE = "manifold_coverage"
     KERNEL_INCEPTION_DISTANCE = "kernel_inception_distance"
+    CLASSIFIER_ACCURACY = "classifier_accuracy"
+    CLASSIFIER_CROSS_ENTROPY = "classifier_cross_entropy"
 
 
 IMPL_VS_REFERENCE: dict[tuple[Precision, ReferenceOp], Tolerance] = {
@@ -204,5 +206,34 @@ IMPL_VS_REFERENCE: dict[tuple[Precision, ReferenceOp], Tolerance] = {
         "terms within ~133 eps·k̄ (recursive-summation bound), the cross mean counted twice: ~660 eps·k̄ "
         "per side, ~1320 for both; the std over <= 5 subsets moves by <= 2x that: 2640 eps·k̄; 3x margin "
         "(the former 1e-10·k̄ ~ 4.5e5 eps, tightened)",
+    ),
+    # ---- the noisy-image classifier [S58]–[S59] (properties/catalogue/classifier_training.py): logits on
+    # a grid of multiples of 1/4 in [−30, 30], exact in float32 and float64, K <= 20 classes.
+    ("float64", ReferenceOp.CLASSIFIER_ACCURACY): Tolerance(
+        rtol=0.0,
+        atol=0.0,
+        reason="[S58] per-quarter top-k accuracy is a count of exact comparisons between grid values "
+        "(representable in both tiers) divided by a count, both sides dividing the same two integers in "
+        "float64: must be equal",
+    ),
+    ("float32", ReferenceOp.CLASSIFIER_ACCURACY): Tolerance(
+        rtol=0.0,
+        atol=0.0,
+        reason="[S58] as for float64: the float32 logits are the same grid values, the comparisons are exact "
+        "and the impl sums hits and counts in float64: must be equal",
+    ),
+    ("float64", ReferenceOp.CLASSIFIER_CROSS_ENTROPY): Tolerance(
+        rtol=64 * FLOAT64_EPS,
+        atol=0.0,
+        reason="[S59] ℓ = m + log Σ_k exp(z_k − m) − z_y, M = 1 + 2·max|z| (the entry's magnitude): the K "
+        "differences z − m (each <= eps/2 of 2·max|z|), K exps (1 ulp each), a K-term sum (<= K·eps/2 "
+        "relative, the sum >= 1), the log (1 ulp, plus the sum's relative error as absolute error) and the "
+        "two subtractions: <= (K/2 + 3)·eps·M = 13 eps·M for K <= 20 per side, 26 for both; 2.5x margin",
+    ),
+    ("float32", ReferenceOp.CLASSIFIER_CROSS_ENTROPY): Tolerance(
+        rtol=32 * FLOAT32_EPS,
+        atol=0.0,
+        reason="[S59] the same <= (K/2 + 3)·eps·M = 13 eps·M (K <= 20) of the float32 log-softmax on exact "
+        "grid inputs, the float64 oracle's error negligible beside it; 2.5x margin",
     ),
 }
