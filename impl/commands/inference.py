@@ -13,10 +13,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from impl.diffusion.types import CondFn
 from impl.factory import build_diffusion, build_model_and_diffusion
 from impl.runtime.compile import check_sampling_compile_backend
 from impl.runtime.precision import AutocastModel, PrecisionPolicy, check_precision
 from impl.runtime.seeding import derive_seed, seeded_generator
+from impl.sampling.classifier_guidance import WithoutLabels
 from impl.sampling.compiled import CompiledStepRunner
 from impl.train.checkpoint import (
     STATE_FILENAME,
@@ -26,6 +28,10 @@ from impl.train.checkpoint import (
 )
 from impl.train.config import ema_rate_name, parse_ema_rates
 from impl.train.errors import CheckpointError, exception_line
+
+# The seed stream of the guidance labels of an unconditional model (batch k: derive_seed(seed, k, this)),
+# apart from the batch's own generator so x_T and every step's noise are those of unguided sampling.
+GUIDANCE_LABEL_STREAM = 1
 
 # Flags a sampling/evaluation command may set differently from the training run.
 INFERENCE_OVERRIDABLE = frozenset({"timestep_respacing", "use_checkpoint", "dropout"})
@@ -168,6 +174,8 @@ def generate_samples(
     channels_last: bool = False,
     compile: bool = False,
     compile_backend: str = "inductor",
+    cond_fn: CondFn | None = None,
+    guidance_classes: int | None = None,
 ) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, np.dtype[np.int64]] | None]:
     """``num_samples`` images as uint8 NHWC (and labels for a class-conditional model).
 
@@ -179,13 +187,19 @@ def generate_samples(
     model in place and draws x_T channels-last (same values); ``compile`` runs each reverse step through a
     :class:`CompiledStepRunner` on ``compile_backend``, which draws the same noise as the eager loop.
     ``temperature`` τ scales each step's noise [S45], ``init_temperature`` τ₀ the starting noise [S46].
+    Classifier guidance: ``cond_fn`` (``impl.commands.guidance``) gets the labels as ``model_kwargs["y"]``;
+    on an unconditional model they are drawn over ``guidance_classes`` from their own seed stream (or all
+    ``class_label``) and kept from the network, so x_T and the step noise are unguided sampling's.
     """
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples and batch_size must be positive, got {num_samples}, {batch_size}")
-    if num_classes is not None and class_label >= num_classes:
-        raise ValueError(f"class_label must be -1 (random) or in [0, {num_classes}), got {class_label}")
+    label_classes = num_classes if num_classes is not None else guidance_classes
+    if label_classes is not None and class_label >= label_classes:
+        raise ValueError(f"class_label must be -1 (random) or in [0, {label_classes}), got {class_label}")
     runner = step_runner_for(compile, compile_backend)
     net = inference_model(model, precision=precision, channels_last=channels_last, device=device)
+    if num_classes is None and guidance_classes is not None:
+        net = WithoutLabels(net)
     images: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
     labels: list[np.ndarray[Any, np.dtype[np.int64]]] = []
     bar: Any = None
@@ -202,6 +216,14 @@ def generate_samples(
                 y = torch.full((n,), class_label, dtype=torch.int64, device=device)
             else:
                 y = torch.randint(0, num_classes, (n,), generator=gen, device=device)
+            kwargs["y"] = y
+            labels.append(y.cpu().numpy().astype(np.int64))
+        elif guidance_classes is not None:
+            label_gen = seeded_generator(derive_seed(seed, k, GUIDANCE_LABEL_STREAM), device)
+            if class_label >= 0:
+                y = torch.full((n,), class_label, dtype=torch.int64, device=device)
+            else:
+                y = torch.randint(0, guidance_classes, (n,), generator=label_gen, device=device)
             kwargs["y"] = y
             labels.append(y.cpu().numpy().astype(np.int64))
         # x_T: the draw the loop itself would make from ``gen``, laid out channels-last when asked.
@@ -222,6 +244,7 @@ def generate_samples(
             step_runner=runner,
             temperature=temperature,
             init_temperature=init_temperature,
+            cond_fn=cond_fn,
             **extra,
         )
         pixels = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)

@@ -10,6 +10,7 @@ from impl.commands import common
 
 
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
+    from impl.commands.guidance import check_guidance_flags, classifier_guidance
     from impl.commands.inference import generate_samples
     from impl.data import save_image_grid, save_npz_atomic
     from impl.diffusion.steps import check_eta, check_temperature
@@ -35,14 +36,17 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     for flag, value in (("output", args.output), ("grid", args.grid)):
         if value and Path(value).is_dir():
             raise ValueError(f"--{flag} {value!r} is a folder; give a file name in it")
+    check_guidance_flags(args, explicit)
     loaded = common.load(args, explicit)
     flags = loaded.flags
     size, channels = int(flags["image_size"]), int(flags["in_channels"])
     num_classes = int(flags["num_classes"]) if flags.get("class_cond") else None
-    if args.class_label >= 0 and num_classes is None:
+    device = common.device(args.device)
+    guidance = classifier_guidance(args, explicit, flags, device)
+    if args.class_label >= 0 and num_classes is None and guidance is None:
         raise ValueError(
             f"--class_label {args.class_label} needs a class-conditional model; {args.checkpoint!r} is "
-            "unconditional (class_cond False): drop --class_label"
+            "unconditional (class_cond False): drop --class_label, or guide towards it with --classifier"
         )
     suffix = f"_{flags['timestep_respacing']}" if flags.get("timestep_respacing") else ""
     suffix += "_ddim" if args.use_ddim and "ddim" not in suffix else ""
@@ -53,7 +57,6 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     for target in (npz, grid):
         if not target.parent.is_dir() and not (target.parent == default_dir and loaded.run_dir is not None):
             raise FileNotFoundError(f"output folder {str(target.parent)!r} does not exist")
-    device = common.device(args.device)
     with common.backend_flags(args, device):
         images, labels = generate_samples(
             loaded.model,
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
             channels_last=args.channels_last,
             compile=args.compile,
             compile_backend=args.compile_backend,
+            cond_fn=guidance.cond_fn if guidance else None,
+            guidance_classes=guidance.num_classes if guidance else None,
         )
     npz.parent.mkdir(parents=True, exist_ok=True)
     save_npz_atomic(npz, images, labels)
