@@ -24,6 +24,7 @@ from torch import nn
 
 from impl.diffusion.types import CondFn
 from impl.factory import NUM_CLASSES, classifier_defaults, create_classifier, load_classifier
+from impl.nn.checkpoint_io import CheckpointMismatchError
 from impl.sampling.classifier_guidance import check_classifier_scale, guidance_cond_fn
 from impl.train.checkpoint import STATE_FILENAME, find_checkpoint_dir, read_state_json
 from impl.train.config import ema_rate_name
@@ -126,6 +127,12 @@ def load_guidance_classifier(
     _check_against_model(path_text, flags, noise_flags, model_flags, class_label)
     try:
         model = load_classifier(weights, **flags)
+    except CheckpointMismatchError as exc:
+        # diagnose_mismatch's flag hints name the U-Net's flags; the classifier's are --classifier_*
+        found = exception_line(exc).split("; flags that probably differ", 1)[0]
+        raise CheckpointMismatchError(
+            f"--classifier: {found}; check the --classifier_* flags (a state-dict file records none)"
+        ) from None
     except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, SafetensorError) as exc:
         raise CheckpointError(f"--classifier: cannot read {str(weights)!r}: {exception_line(exc)}") from None
     model.requires_grad_(False)
@@ -179,7 +186,10 @@ def _file_flags(cli_flags: dict[str, Any], model_flags: dict[str, Any]) -> dict[
         flags["num_classes"] = model_classes or NUM_CLASSES
     flags["image_size"] = int(model_flags["image_size"])
     flags["in_channels"] = int(model_flags["in_channels"])
-    create_classifier(**flags)  # bad flags: a ValueError naming the flag, before any file is read
+    try:
+        create_classifier(**flags)  # bad flags: refused before any file is read
+    except ValueError as exc:
+        raise ValueError(f"the --classifier_* flags of a state-dict file: {exception_line(exc)}") from None
     return flags
 
 
