@@ -50,6 +50,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         )
     suffix = f"_{flags['timestep_respacing']}" if flags.get("timestep_respacing") else ""
     suffix += "_ddim" if args.use_ddim and "ddim" not in suffix else ""
+    suffix += f"_classifier{args.classifier_scale:g}" if guidance is not None else ""
     default_dir = loaded.run_dir / "samples" if loaded.run_dir is not None else Path.cwd()
     stem = f"samples_{args.num_samples}x{size}x{size}x{channels}{suffix}"
     npz = Path(args.output) if args.output else default_dir / f"{stem}.npz"
