@@ -161,3 +161,21 @@ def test_without_labels_drops_y_only() -> None:
     x = torch.ones(1, 1, 2, 2)
     assert torch.equal(WithoutLabels(Net())(x, torch.zeros(1), y=torch.zeros(1), other=3), x)
     assert seen == {"other": 3}
+
+
+@pytest.mark.cuda
+def test_fp16_trunk_on_cuda_gives_a_float32_gradient() -> None:
+    """classifier_use_fp16 runs the trunk under float16 autocast on CUDA; the cond_fn's log-softmax and
+    gradient are float32 all the same."""
+    torch.manual_seed(6)
+    classifier = impl.create_classifier(**{**TINY_CLASSIFIER_FLAGS, "classifier_use_fp16": True})
+    with torch.no_grad():
+        for parameter in classifier.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    classifier = classifier.cuda().eval()
+    x = torch.randn(2, 1, 8, 8, device="cuda")
+    t, y = torch.tensor([0, 9], device="cuda"), torch.tensor([1, 2], device="cuda")
+    with torch.no_grad():
+        grad = classifier_cond_fn(classifier, 1.0)(x, t, y=y)
+    assert grad.dtype == torch.float32 and grad.device == x.device
+    assert torch.isfinite(grad).all() and float(grad.abs().max()) > 0
