@@ -196,6 +196,8 @@ def generate_samples(
     label_classes = num_classes if num_classes is not None else guidance_classes
     if label_classes is not None and class_label >= label_classes:
         raise ValueError(f"class_label must be -1 (random) or in [0, {label_classes}), got {class_label}")
+    if compile and cond_fn is not None:
+        raise ValueError("compile does not support a guidance cond_fn (autograd inside the traced step)")
     runner = step_runner_for(compile, compile_backend)
     net = inference_model(model, precision=precision, channels_last=channels_last, device=device)
     if num_classes is None and guidance_classes is not None:
