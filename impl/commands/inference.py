@@ -14,10 +14,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from impl.diffusion.types import CondFn
 from impl.factory import build_diffusion, build_model_and_diffusion
 from impl.runtime.compile import check_sampling_compile_backend
 from impl.runtime.precision import AutocastModel, PrecisionPolicy, check_precision
 from impl.runtime.seeding import derive_seed, seeded_generator
+from impl.sampling.classifier_guidance import WithoutLabels
 from impl.sampling.compiled import CompiledStepRunner
 from impl.sampling.trajectory import BatchStepObserver, observed, to_uint8_nhwc
 from impl.train.checkpoint import (
@@ -29,6 +31,10 @@ from impl.train.checkpoint import (
 )
 from impl.train.config import ema_rate_name, parse_ema_rates
 from impl.train.errors import CheckpointError, exception_line
+
+# The seed stream of the guidance labels of an unconditional model (batch k: derive_seed(seed, k, this)),
+# apart from the batch's own generator so x_T and every step's noise are those of unguided sampling.
+GUIDANCE_LABEL_STREAM = 1
 
 # Flags a sampling/evaluation command may set differently from the training run.
 INFERENCE_OVERRIDABLE = frozenset({"timestep_respacing", "use_checkpoint", "dropout"})
@@ -204,6 +210,8 @@ def generate_samples(
     compile_backend: str = "inductor",
     observer: BatchStepObserver | None = None,
     edit: EditBatches | None = None,
+    cond_fn: CondFn | None = None,
+    guidance_classes: int | None = None,
 ) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, np.dtype[np.int64]] | None]:
     """``num_samples`` images as uint8 NHWC (and labels for a class-conditional model).
 
@@ -219,13 +227,21 @@ def generate_samples(
     e.g. a trajectory writer); it cannot change the samples.
     With ``edit`` each sample edits its init image instead (img2img / inpainting, `impl.commands.editing`;
     labels from the images' arr_1 when they have them and ``class_label`` is -1).
+    Classifier guidance: ``cond_fn`` (``impl.commands.guidance``) gets the labels as ``model_kwargs["y"]``;
+    on an unconditional model they are drawn over ``guidance_classes`` from their own seed stream (or all
+    ``class_label``) and kept from the network, so x_T and the step noise are unguided sampling's.
     """
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples and batch_size must be positive, got {num_samples}, {batch_size}")
-    if num_classes is not None and class_label >= num_classes:
-        raise ValueError(f"class_label must be -1 (random) or in [0, {num_classes}), got {class_label}")
+    label_classes = num_classes if num_classes is not None else guidance_classes
+    if label_classes is not None and class_label >= label_classes:
+        raise ValueError(f"class_label must be -1 (random) or in [0, {label_classes}), got {class_label}")
+    if compile and cond_fn is not None:
+        raise ValueError("compile does not support a guidance cond_fn (autograd inside the traced step)")
     runner = step_runner_for(compile, compile_backend)
     net = inference_model(model, precision=precision, channels_last=channels_last, device=device)
+    if num_classes is None and guidance_classes is not None:
+        net = WithoutLabels(net)
     images: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
     labels: list[np.ndarray[Any, np.dtype[np.int64]]] = []
     bar: Any = None
@@ -246,6 +262,14 @@ def generate_samples(
                 y = torch.randint(0, num_classes, (n,), generator=gen, device=device)
             kwargs["y"] = y
             labels.append(y.cpu().numpy().astype(np.int64))
+        elif guidance_classes is not None:
+            label_gen = seeded_generator(derive_seed(seed, k, GUIDANCE_LABEL_STREAM), device)
+            if class_label >= 0:
+                y = torch.full((n,), class_label, dtype=torch.int64, device=device)
+            else:
+                y = torch.randint(0, guidance_classes, (n,), generator=label_gen, device=device)
+            kwargs["y"] = y
+            labels.append(y.cpu().numpy().astype(np.int64))
         if edit is not None:  # img2img / inpainting of the batch's init images
             fallback, steps = edit.edit_steps(
                 diffusion,
@@ -261,6 +285,7 @@ def generate_samples(
                 device=device,
                 step_runner=runner,
                 channels_last=channels_last,
+                cond_fn=cond_fn,
             )
         else:
             fallback, steps = (
@@ -279,6 +304,7 @@ def generate_samples(
                     model_kwargs=kwargs,
                     step_runner=runner,
                     channels_last=channels_last,
+                    cond_fn=cond_fn,
                 ),
             )
         if observer is not None:
@@ -313,6 +339,7 @@ def _noise_steps(
     model_kwargs: dict[str, Any],
     step_runner: Any,
     channels_last: bool,
+    cond_fn: CondFn | None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """The progressive ancestral or DDIM loop of one batch from x_T drawn from ``gen``."""
     # x_T: the draw the loop itself would make from ``gen``, laid out channels-last when asked.
@@ -333,6 +360,7 @@ def _noise_steps(
         step_runner=step_runner,
         temperature=temperature,
         init_temperature=init_temperature,
+        cond_fn=cond_fn,
         **extra,
     )
     return steps

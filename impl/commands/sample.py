@@ -11,6 +11,7 @@ from impl.commands import common
 
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
     from impl.commands.editing import read_edit_inputs
+    from impl.commands.guidance import check_guidance_flags, classifier_guidance
     from impl.commands.inference import generate_samples
     from impl.commands.trajectory import plan_pictures
     from impl.data import save_image_grid, save_npz_atomic
@@ -37,19 +38,23 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     for flag, value in (("output", args.output), ("grid", args.grid)):
         if value and Path(value).is_dir():
             raise ValueError(f"--{flag} {value!r} is a folder; give a file name in it")
+    check_guidance_flags(args, explicit)
     loaded = common.load(args, explicit)
     flags = loaded.flags
     size, channels = int(flags["image_size"]), int(flags["in_channels"])
     num_classes = int(flags["num_classes"]) if flags.get("class_cond") else None
-    if args.class_label >= 0 and num_classes is None:
+    device = common.device(args.device)
+    guidance = classifier_guidance(args, explicit, flags, device)
+    if args.class_label >= 0 and num_classes is None and guidance is None:
         raise ValueError(
             f"--class_label {args.class_label} needs a class-conditional model; {args.checkpoint!r} is "
-            "unconditional (class_cond False): drop --class_label"
+            "unconditional (class_cond False): drop --class_label, or guide towards it with --classifier"
         )
     edit = read_edit_inputs(args, explicit, size=size, channels=channels, num_classes=num_classes)
     num_samples = edit.images.shape[0] if edit and "num_samples" not in explicit else args.num_samples
     suffix = f"_{flags['timestep_respacing']}" if flags.get("timestep_respacing") else ""
     suffix += "_ddim" if args.use_ddim and "ddim" not in suffix else ""
+    suffix += f"_classifier{args.classifier_scale:g}" if guidance is not None else ""
     default_dir = loaded.run_dir / "samples" if loaded.run_dir is not None else Path.cwd()
     stem = f"samples_{num_samples}x{size}x{size}x{channels}{suffix}"
     npz = Path(args.output) if args.output else default_dir / f"{stem}.npz"
@@ -65,7 +70,6 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         grid_images=min(args.num_samples, 256),
         num_steps=loaded.diffusion.num_timesteps,
     )
-    device = common.device(args.device)
     with common.backend_flags(args, device):
         images, labels = generate_samples(
             loaded.model,
@@ -89,6 +93,8 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
             compile_backend=args.compile_backend,
             observer=trajectory_writer,
             edit=edit,
+            cond_fn=guidance.cond_fn if guidance else None,
+            guidance_classes=guidance.num_classes if guidance else None,
         )
     npz.parent.mkdir(parents=True, exist_ok=True)
     save_npz_atomic(npz, images, labels)

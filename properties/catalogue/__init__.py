@@ -1,7 +1,8 @@
 """The catalogue: one entry per paired function, impl (PyTorch) against reference (float64 NumPy).
 
 One module per module of `reference/` (schedule, respacing, process, steps, objectives, gaussian,
-timesteps, and metrics: impl.evaluate's feature metrics) holds that module's entries in ``ENTRIES``.  An
+timesteps, metrics: impl.evaluate's feature metrics, classifier_guidance: the guidance gradient) holds
+that module's entries in ``ENTRIES``.  An
 entry (`properties.catalogue.entry.Entry`, built with keyword arguments) names the impl callable and
 the reference function (imported directly), a Hypothesis strategy of inputs, how to call each side on a
 drawn case (each side's result as a dict of float64 arrays) and its tolerance op, looked up per dtype
@@ -14,6 +15,7 @@ by `properties.catalogue.builder.step_entry`.  docs/diffusion.md says how to add
 from __future__ import annotations
 
 from properties.catalogue import (
+    classifier_guidance,
     classifier_training,
     editing,
     gaussian,
@@ -38,6 +40,7 @@ CATALOGUE: tuple[Entry, ...] = (
     *metrics.ENTRIES,
     *editing.ENTRIES,
     *classifier_training.ENTRIES,
+    *classifier_guidance.ENTRIES,
 )
 
 _BY_NAME = {entry.name: entry for entry in CATALOGUE}  # names are unique: tested in test_catalogue

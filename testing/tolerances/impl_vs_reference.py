@@ -44,6 +44,7 @@ class ReferenceOp(enum.Enum):
     KERNEL_INCEPTION_DISTANCE = "kernel_inception_distance"
     CLASSIFIER_ACCURACY = "classifier_accuracy"
     CLASSIFIER_CROSS_ENTROPY = "classifier_cross_entropy"
+    CLASSIFIER_GRADIENT = "classifier_gradient"
 
 
 IMPL_VS_REFERENCE: dict[tuple[Precision, ReferenceOp], Tolerance] = {
@@ -235,5 +236,23 @@ IMPL_VS_REFERENCE: dict[tuple[Precision, ReferenceOp], Tolerance] = {
         atol=0.0,
         reason="[S59] the same <= (K/2 + 3)·eps·M = 13 eps·M (K <= 20) of the float32 log-softmax on exact "
         "grid inputs, the float64 oracle's error negligible beside it; 2.5x margin",
+    ),
+    # ---- classifier guidance [S48], [S49] (properties/catalogue/classifier_guidance.py): autograd through
+    # a linear-softmax classifier against the closed form; the entry's magnitude adds to S the term sizes
+    # M = s·[L·Σ_k p_k|W_kd| + Σ_k |W_kd|(1[k=y] + p_k)], L the largest logit sum Σ_d |W_kd x_d| + |b_k|.
+    ("float64", ReferenceOp.CLASSIFIER_GRADIENT): Tolerance(
+        rtol=128 * FLOAT64_EPS,
+        atol=0.0,
+        reason="[S48]/[S49] logits are sums of D + 1 <= 28 terms (<= 28 ulps of L each, in any order), which "
+        "move p_k by <= 2·p_k·max δf: <= 56 ulps of the first term of M; the softmax (exp, sum over K <= 10, "
+        "division) and the backward contraction Σ_k W_kd (1[k=y] − p_k) over K terms and the product by s "
+        "add <= K + 6 = 16 ulps of the second: <= 56 eps·M in all; 2x margin",
+    ),
+    ("float32", ReferenceOp.CLASSIFIER_GRADIENT): Tolerance(
+        rtol=128 * FLOAT32_EPS,
+        atol=0.0,
+        reason="the same float32 operations (inputs rounded to float32 on both sides): <= 2(D + 1) = 56 eps "
+        "of L·Σ p_k|W_kd| through the logits and <= K + 6 = 16 eps of the contraction's terms: <= 56 eps·M; "
+        "2x margin",
     ),
 }

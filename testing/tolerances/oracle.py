@@ -32,6 +32,7 @@ class Oracle(enum.Enum):
     PERFECT_MODEL_KL = "perfect_model_kl"
     VELOCITY_ROUND_TRIP = "velocity_round_trip"
     VELOCITY_VS_EPS_MODEL = "velocity_vs_eps_model"
+    LINEAR_SOFTMAX_GRADIENT_FD = "linear_softmax_gradient_fd"
 
 
 ORACLE: dict[Oracle, Tolerance] = {
@@ -182,5 +183,15 @@ ORACLE: dict[Oracle, Tolerance] = {
         "x̂_0 = (x_t − √(1 − ᾱ) ε̂)/√ᾱ divides by √ᾱ_T, which is 0.016 for the T = 50 cosine schedule "
         "(amplification ~60 of a few ulps of |x_t| + |ε̂| <= ~10, then the √ᾱ-weighted recombination): "
         "< 1e-12; 1e-11 leaves a factor of ~10",
+    ),
+    Oracle.LINEAR_SOFTMAX_GRADIENT_FD: Tolerance(
+        rtol=0.0,
+        atol=1e-8,
+        reason="[S49] ∇ log p_y against a float64 central difference of an independent NumPy log-softmax at "
+        "h = 1e-5 along unit directions v (tests/reference/test_classifier_guidance.py: W entries in "
+        "[-0.5, 0.5], D <= 12, so |(W v)_k| <= 1.8 and their range R <= 3.5).  Truncation: h²·|f‴|/6 with "
+        "|f‴| <= R³ (the third cumulant of the logits along v) = 43: <= 7.2e-10.  Rounding: log p is <= ~10 "
+        "(|b| <= 1, |W x| <= 1.8·‖x‖ with ‖x‖ <= ~5, plus log K), each evaluation within ~10 ulps: "
+        "10 × 2.2e-16 × 10 / 1e-5 = 2.2e-9.  Sum 2.9e-9; atol 1e-8 (3x)",
     ),
 }

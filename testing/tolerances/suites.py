@@ -26,11 +26,12 @@ class UNet(enum.Enum):
 
 
 class Sampling(enum.Enum):
-    """Compiled reverse steps against eager ones."""
+    """Compiled reverse steps against eager ones; sampling-side invariants (loops, guidance gradients)."""
 
     COMPILED_STEP_CHAIN_FLOAT64 = "compiled_step_chain"
     VELOCITY_VS_EPS_LOOPS = "velocity_vs_eps_loops"
     POINT_MASS_ROUND_TRIP_FLOAT64 = "point_mass_round_trip"
+    CLASSIFIER_GRADIENT_FD_FLOAT64 = "classifier_gradient_fd"
 
 
 class Train(enum.Enum):
@@ -125,6 +126,17 @@ UNET: dict[UNet, Tolerance] = {
 }
 
 SAMPLING: dict[Sampling, Tolerance] = {
+    Sampling.CLASSIFIER_GRADIENT_FD_FLOAT64: Tolerance(
+        rtol=1e-9,
+        atol=5e-9,
+        reason="classifier_cond_fn's autograd gradient of log p(y|x_t) through the real EncoderUNetModel "
+        "(tests/sampling/test_classifier_guidance.py: 8 px, every pool, parameters perturbed by 0.1·N(0, 1)) "
+        "along unit directions v against the float64 central difference (log p(x + hv) − log p(x − hv))/2h "
+        "at h = 1e-4; scale = L, the larger |log p| of the two points.  Rounding: each forward (~20 layers) "
+        "within ~100 eps of L, the difference of two over 2h: 100 × 2.2e-16 × L / 1e-4 = 2.2e-10·L, rtol "
+        "1e-9 (4.5x).  Truncation: h²·|f‴|/6 with |f‴|/6 <= 0.05 for these networks (measured from the "
+        "h = 1e-3 difference: <= 5e-8 / 1e-6), 5e-10 at h = 1e-4, atol 5e-9 (10x)",
+    ),
     Sampling.POINT_MASS_ROUND_TRIP_FLOAT64: Tolerance(
         rtol=0.0,
         atol=1e-10,
