@@ -93,7 +93,9 @@ def _edit(runs: dict[str, Path], out: Path, scale: str, *extra: str) -> np.ndarr
         return np.asarray(f["arr_0"])
 
 
-def test_guided_inpainting_with_a_trajectory_keeps_every_guarantee(runs: dict[str, Path], tmp_path: Path) -> None:
+def test_guided_inpainting_with_a_trajectory_keeps_every_guarantee(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "guided.npz"
     edited = _edit(runs, out, "20", "--save_trajectory", "3")
     with np.load(runs["init"]) as f:
