@@ -219,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--init_temperature", type=float, default=1.0, help="x_T = init_temperature * z")
     s.add_argument("--class_label", type=int, default=-1, help="class of every sample; -1: random")
     s.add_argument("--grid", default="", help="PNG grid path (default: next to the .npz)")
+    _add_bool(s, "overwrite", False, "replace existing --output / --grid files and trajectory strips")
     _add_trajectory_flags(s)
     _add_bool(s, "progress", True, "show a progress bar")
     _add_editing_flags(s)

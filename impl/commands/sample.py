@@ -62,6 +62,9 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     for target in (npz, grid):
         if not target.parent.is_dir() and not (target.parent == default_dir and loaded.run_dir is not None):
             raise FileNotFoundError(f"output folder {str(target.parent)!r} does not exist")
+        if target.exists() and not args.overwrite:
+            flag = "--output" if target == npz else "--grid"
+            raise ValueError(f"{flag}: {str(target)!r} exists; pass --overwrite to replace it")
     trajectory_writer = plan_pictures(
         grid_scale=args.grid_scale,
         save_trajectory=args.save_trajectory,
@@ -69,6 +72,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         image_hw=(size, size),
         grid_images=min(args.num_samples, 256),
         num_steps=loaded.diffusion.num_timesteps,
+        overwrite=args.overwrite,
     )
     with common.backend_flags(args, device):
         images, labels = generate_samples(

@@ -49,7 +49,8 @@ def check_new_trajectory_folder(folder: Path, flag: str = "--save_trajectory") -
     """Refuse a trajectory folder that already exists: strips are never overwritten."""
     if folder.exists():
         raise ValueError(
-            f"{flag}: {str(folder)!r} already exists; remove it or write the samples elsewhere (--output)"
+            f"{flag}: {str(folder)!r} already exists; pass --overwrite, remove it or write the samples "
+            "elsewhere (--output)"
         )
 
 
@@ -115,9 +116,11 @@ def plan_pictures(
     image_hw: tuple[int, int],
     grid_images: int,
     num_steps: int,
+    overwrite: bool = False,
 ) -> TrajectoryWriter | None:
     """Check ``--grid_scale`` against the grid of ``grid_images`` images and (with ``save_trajectory``)
-    the strips of a ``num_steps``-step loop before anything is sampled; the trajectory writer, or None."""
+    the strips of a ``num_steps``-step loop before anything is sampled; the trajectory writer, or None.
+    An existing trajectory folder is refused unless ``overwrite`` (its strips are then replaced)."""
     from impl.sampling.trajectory import recorded_steps
 
     resolve_scale(grid_scale, image_hw, grid_shape(grid_images, *image_hw), name="--grid_scale")
@@ -127,5 +130,6 @@ def plan_pictures(
     columns = len(recorded_steps(num_steps, every))
     resolve_scale(grid_scale, image_hw, strip_shape(columns, *image_hw), name="--grid_scale")
     folder = trajectory_folder(npz)
-    check_new_trajectory_folder(folder)
+    if not overwrite:
+        check_new_trajectory_folder(folder)
     return TrajectoryWriter(folder, every, grid_scale)

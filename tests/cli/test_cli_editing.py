@@ -191,10 +191,10 @@ def test_class_conditional_edits_take_the_labels_of_arr_1(
     _sample(class_run_dir, out, *flags)
     with np.load(out) as f:
         assert f["arr_1"].tolist() == [7, 2, 9, 7]
-    _sample(class_run_dir, out, *flags, "--class_label", "3")
+    _sample(class_run_dir, out, *flags, "--class_label", "3", "--overwrite", "True")
     with np.load(out) as f:
         assert f["arr_1"].tolist() == [3, 3, 3, 3]
-    _sample(class_run_dir, out, "--init_images", str(path), "--strength", "0.4")
+    _sample(class_run_dir, out, "--init_images", str(path), "--strength", "0.4", "--overwrite", "True")
     with np.load(out) as f:
         assert f["arr_1"].shape == (3,) and f["arr_1"].min() >= 0 and f["arr_1"].max() < 10
     np.savez(tmp_path / "bad.npz", arr_0=images, arr_1=np.array([7, 2, 10]))

@@ -170,7 +170,12 @@ def test_state_dict_files_and_ema_weights_load(runs: dict[str, Any], tmp_path: P
     for name in ("clf.safetensors", "clf.pt"):
         path = runs["root"] / name
         from_file, _ = _sample(
-            runs["model"], tmp_path / "f.npz", "--classifier", str(path), *FILE_FLAGS, *guide
+            runs["model"],
+            tmp_path / f"{path.stem}{path.suffix}.npz",
+            "--classifier",
+            str(path),
+            *FILE_FLAGS,
+            *guide,
         )
         assert np.array_equal(from_run, from_file), name
     # the run's EMA file holds the same weights (written so), so the samples agree too

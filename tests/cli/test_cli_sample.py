@@ -145,3 +145,27 @@ def test_sample_from_an_original_style_pt_state_dict(run_dir: Path, tmp_path: Pa
         == 0
     )
     assert np.array_equal(_load(ref)[0], images)
+
+
+def test_existing_outputs_are_kept_without_overwrite(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second run onto the same --output / --grid stops with one line before sampling and leaves both
+    files as they were; with --overwrite it replaces them."""
+    out, grid = tmp_path / "s.npz", tmp_path / "s.png"
+    argv = ["sample", "--checkpoint", str(run_dir), "--num_samples", "2", "--output", str(out)]
+    argv += ["--progress", "False", "--timestep_respacing", "3"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    before = out.read_bytes(), grid.read_bytes()
+    assert main([*argv, "--seed", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--output" in err and "--overwrite" in err
+    assert (out.read_bytes(), grid.read_bytes()) == before
+    out.rename(tmp_path / "moved.npz")  # the grid alone exists: refused naming --grid
+    assert main([*argv, "--seed", "1"]) == 2
+    assert "--grid" in capsys.readouterr().err
+    assert main([*argv, "--seed", "1", "--overwrite", "True"]) == 0
+    first, _ = _load(tmp_path / "moved.npz")
+    second, _ = _load(out)
+    assert not np.array_equal(first, second)  # seed 1's samples replaced seed 0's
