@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
+from impl.cli.guidance_free import _add_guidance_free_flags
 from impl.cli.options import PROG, _add_bool, _add_model_source
 
 
@@ -220,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="inductor",
         help="torch.compile backend of --compile: inductor, aot_eager, eager or cudagraphs",
     )
+    _add_guidance_free_flags(s)
 
     enc = sub.add_parser("encode", help="DDIM inversion of images (.npz) to their latents x_T (.npz)")
     _add_model_source(enc)

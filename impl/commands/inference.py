@@ -18,6 +18,7 @@ from impl.runtime.compile import check_sampling_compile_backend
 from impl.runtime.precision import AutocastModel, PrecisionPolicy, check_precision
 from impl.runtime.seeding import derive_seed, seeded_generator
 from impl.sampling.compiled import CompiledStepRunner
+from impl.sampling.guidance_free import guided_network
 from impl.train.checkpoint import (
     STATE_FILENAME,
     earlier_checkpoint_hint,
@@ -168,6 +169,7 @@ def generate_samples(
     channels_last: bool = False,
     compile: bool = False,
     compile_backend: str = "inductor",
+    guidance_scale: float | None = None,
 ) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, np.dtype[np.int64]] | None]:
     """``num_samples`` images as uint8 NHWC (and labels for a class-conditional model).
 
@@ -179,6 +181,8 @@ def generate_samples(
     model in place and draws x_T channels-last (same values); ``compile`` runs each reverse step through a
     :class:`CompiledStepRunner` on ``compile_backend``, which draws the same noise as the eager loop.
     ``temperature`` τ scales each step's noise [S45], ``init_temperature`` τ₀ the starting noise [S46].
+    ``guidance_scale`` w (a model trained with ``class_dropout_prob > 0``): classifier-free guidance with
+    the null label ``num_classes`` [S50], wrapped around the (autocast) network.
     """
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples and batch_size must be positive, got {num_samples}, {batch_size}")
@@ -186,6 +190,7 @@ def generate_samples(
         raise ValueError(f"class_label must be -1 (random) or in [0, {num_classes}), got {class_label}")
     runner = step_runner_for(compile, compile_backend)
     net = inference_model(model, precision=precision, channels_last=channels_last, device=device)
+    net = guided_network(net, guidance_scale, num_classes)
     images: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
     labels: list[np.ndarray[Any, np.dtype[np.int64]]] = []
     bar: Any = None

@@ -10,6 +10,7 @@ from impl.commands import common
 
 
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
+    from impl.commands.guidance_free import guidance_scale_for
     from impl.commands.inference import generate_samples
     from impl.data import save_image_grid, save_npz_atomic
     from impl.diffusion.steps import check_eta, check_temperature
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
             f"--class_label {args.class_label} needs a class-conditional model; {args.checkpoint!r} is "
             "unconditional (class_cond False): drop --class_label"
         )
+    guidance_scale = guidance_scale_for(args.guidance_scale, flags, args.checkpoint)
     suffix = f"_{flags['timestep_respacing']}" if flags.get("timestep_respacing") else ""
     suffix += "_ddim" if args.use_ddim and "ddim" not in suffix else ""
     default_dir = loaded.run_dir / "samples" if loaded.run_dir is not None else Path.cwd()
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
             channels_last=args.channels_last,
             compile=args.compile,
             compile_backend=args.compile_backend,
+            guidance_scale=guidance_scale,
         )
     npz.parent.mkdir(parents=True, exist_ok=True)
     save_npz_atomic(npz, images, labels)
