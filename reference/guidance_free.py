@@ -40,7 +40,7 @@ def guided_eps(eps_cond: ArrayLike, eps_uncond: ArrayLike, guidance_scale: float
 def guided_model_output(
     cond_output: ArrayLike, uncond_output: ArrayLike, guidance_scale: float, channels: int
 ) -> FloatArray:
-    """out_w = [ε̂_w(first C channels) [S50], v(x, y)(last C channels, learned Σ only)] [S52].
+    """out_w = [mean_w, var(x, y)]: the first C channels by [S50], the variance part conditional [S52].
 
     ``cond_output`` and ``uncond_output`` are network outputs of shape ``(B, C, …)`` or, with a learned
     Σ, ``(B, 2C, …)`` (mean part first, variance part second); ``channels`` is C.  The mean part is

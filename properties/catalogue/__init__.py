@@ -1,7 +1,7 @@
 """The catalogue: one entry per paired function, impl (PyTorch) against reference (float64 NumPy).
 
 One module per module of `reference/` (schedule, respacing, process, steps, objectives, gaussian,
-timesteps, and metrics: impl.evaluate's feature metrics) holds that module's entries in ``ENTRIES``.  An
+timesteps, guidance_free, and metrics: impl.evaluate's feature metrics) holds its entries in ``ENTRIES``.  An
 entry (`properties.catalogue.entry.Entry`, built with keyword arguments) names the impl callable and
 the reference function (imported directly), a Hypothesis strategy of inputs, how to call each side on a
 drawn case (each side's result as a dict of float64 arrays) and its tolerance op, looked up per dtype
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from properties.catalogue import (
     gaussian,
+    guidance_free,
     metrics,
     objectives,
     process,
@@ -34,6 +35,7 @@ CATALOGUE: tuple[Entry, ...] = (
     *gaussian.ENTRIES,
     *timesteps.ENTRIES,
     *metrics.ENTRIES,
+    *guidance_free.ENTRIES,
 )
 
 _BY_NAME = {entry.name: entry for entry in CATALOGUE}  # names are unique: tested in test_catalogue

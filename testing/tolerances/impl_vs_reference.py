@@ -42,6 +42,7 @@ class ReferenceOp(enum.Enum):
     KNN_SQUARED_RADII = "knn_squared_radii"
     MANIFOLD_COVERAGE = "manifold_coverage"
     KERNEL_INCEPTION_DISTANCE = "kernel_inception_distance"
+    GUIDED_OUTPUT = "guided_output"
 
 
 IMPL_VS_REFERENCE: dict[tuple[Precision, ReferenceOp], Tolerance] = {
@@ -198,5 +199,19 @@ IMPL_VS_REFERENCE: dict[tuple[Precision, ReferenceOp], Tolerance] = {
         "terms within ~133 eps·k̄ (recursive-summation bound), the cross mean counted twice: ~660 eps·k̄ "
         "per side, ~1320 for both; the std over <= 5 subsets moves by <= 2x that: 2640 eps·k̄; 3x margin "
         "(the former 1e-10·k̄ ~ 4.5e5 eps, tightened)",
+    ),
+    ("float64", ReferenceOp.GUIDED_OUTPUT): Tolerance(
+        rtol=4 * FLOAT64_EPS,
+        atol=0.0,
+        reason="[S50] ε̂(∅) + w·(ε̂(y) − ε̂(∅)): 3 rounded ops (difference, product, sum), each within "
+        "1 ulp of a term bounded by the entry's magnitude |w|·(|ε̂(y)| + |ε̂(∅)|) + |ε̂(∅)| (added to S); "
+        "the variance channels of [S52] are copied (exact): 3 ops × 1 ulp, rounded up to 4",
+    ),
+    ("float32", ReferenceOp.GUIDED_OUTPUT): Tolerance(
+        rtol=4 * FLOAT32_EPS,
+        atol=0.0,
+        reason="the inputs (and w, a float32-exact number) reach both sides rounded alike to float32; the "
+        "3 float32 ops of [S50] each round within eps/2 of a term bounded by the magnitude in S: "
+        "3 × eps/2 = 1.5 eps, ~2.7x margin; copied variance channels exact",
     ),
 }
