@@ -54,6 +54,12 @@ def make_trainer(run_dir: Path | None = None, *, model_flags: dict[str, Any], **
     )
 
 
+def seen(trainer: Trainer) -> list[torch.Tensor]:
+    """The labels the trainer's LabelSpy was trained on, one tensor per step."""
+    assert isinstance(trainer.model, LabelSpy)
+    return trainer.model.seen
+
+
 def _dropout_flags(p: float) -> dict[str, Any]:
     return {"class_cond": True, "num_classes": NUM_CLASSES, "class_dropout_prob": p}
 
@@ -67,11 +73,11 @@ def _data_labels(steps: int, batch: int) -> list[torch.Tensor]:
 def test_labels_are_kept_or_become_the_null_label_at_rate_p() -> None:
     trainer = make_trainer(model_flags=_dropout_flags(0.3), max_steps=40, batch_size=8)
     trainer.run()
-    seen = torch.cat(trainer.model.seen)  # type: ignore[arg-type]
+    labels = torch.cat(seen(trainer))
     original = torch.cat(_data_labels(40, 8))
-    dropped = seen == NUM_CLASSES
-    assert torch.equal(seen[~dropped], original[~dropped])  # a kept label is its own label
-    n, p = seen.numel(), 0.3  # 320 draws: the dropped fraction within 4 binomial standard deviations
+    dropped = labels == NUM_CLASSES
+    assert torch.equal(labels[~dropped], original[~dropped])  # a kept label is its own label
+    n, p = labels.numel(), 0.3  # 320 draws: the dropped fraction within 4 binomial standard deviations
     assert abs(dropped.float().mean().item() - p) < 4 * np.sqrt(p * (1 - p) / n)
 
 
@@ -81,11 +87,11 @@ def test_the_drops_are_a_function_of_the_seed_and_step() -> None:
     a.run()
     torch.manual_seed(99)  # the global RNG plays no part
     b.run()
-    assert all(torch.equal(x, y) for x, y in zip(a.model.seen, b.model.seen, strict=True))  # type: ignore[arg-type]
+    assert all(torch.equal(x, y) for x, y in zip(seen(a), seen(b), strict=True))
     other = make_trainer(model_flags=_dropout_flags(0.5), seed=1)
     other.run()
-    masks = [(y == NUM_CLASSES) for y in a.model.seen]  # type: ignore[union-attr]
-    other_masks = [(y == NUM_CLASSES) for y in other.model.seen]  # type: ignore[union-attr]
+    masks = [(y == NUM_CLASSES) for y in seen(a)]
+    other_masks = [(y == NUM_CLASSES) for y in seen(other)]
     assert any(not torch.equal(x, y) for x, y in zip(masks, other_masks, strict=True))
 
 
@@ -95,7 +101,7 @@ def test_p_zero_trains_bit_for_bit_as_a_run_without_the_flag() -> None:
     without = make_trainer(model_flags={"class_cond": True, "num_classes": NUM_CLASSES})
     with_zero.run()
     without.run()
-    assert all(torch.equal(y, d) for y, d in zip(with_zero.model.seen, _data_labels(6, 6), strict=True))  # type: ignore[arg-type]
+    assert all(torch.equal(y, d) for y, d in zip(seen(with_zero), _data_labels(6, 6), strict=True))
     for (name, a), b in zip(
         with_zero.model.state_dict().items(), without.model.state_dict().values(), strict=True
     ):
@@ -116,7 +122,7 @@ def test_resume_of_a_dropout_run_equals_the_uninterrupted_run(tmp_path: Path) ->
     torch.manual_seed(1234)
     second.load(load_training_checkpoint(tmp_path / "b"))
     second.run()
-    assert all(torch.equal(x, y) for x, y in zip(straight.model.seen[3:], second.model.seen, strict=True))  # type: ignore[index, arg-type]
+    assert all(torch.equal(x, y) for x, y in zip(seen(straight)[3:], seen(second), strict=True))
     a, b = load_training_checkpoint(tmp_path / "a").model, load_training_checkpoint(tmp_path / "b").model
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
