@@ -8,6 +8,7 @@ from typing import Any
 
 from impl.cli.classifier_parser import add_train_classifier_parser
 from impl.cli.editing import _add_editing_flags
+from impl.cli.guidance_free import _add_guidance_free_flags
 from impl.cli.guidance_parser import _add_classifier_guidance_flags
 from impl.cli.options import PROG, _add_bool, _add_model_source
 from impl.cli.pictures import _add_grid_scale_flag, _add_trajectory_flags
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch.compile backend of --compile: inductor, aot_eager, eager or cudagraphs",
     )
     _add_classifier_guidance_flags(s)
+    _add_guidance_free_flags(s)
 
     enc = sub.add_parser("encode", help="DDIM inversion of images (.npz) to their latents x_T (.npz)")
     _add_model_source(enc)

@@ -21,6 +21,7 @@ from impl.runtime.precision import AutocastModel, PrecisionPolicy, check_precisi
 from impl.runtime.seeding import derive_seed, seeded_generator
 from impl.sampling.classifier_guidance import WithoutLabels
 from impl.sampling.compiled import CompiledStepRunner
+from impl.sampling.guidance_free import guided_network
 from impl.sampling.trajectory import BatchStepObserver, observed, to_uint8_nhwc
 from impl.train.checkpoint import (
     STATE_FILENAME,
@@ -212,6 +213,7 @@ def generate_samples(
     edit: EditBatches | None = None,
     cond_fn: CondFn | None = None,
     guidance_classes: int | None = None,
+    guidance_scale: float | None = None,
 ) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, np.dtype[np.int64]] | None]:
     """``num_samples`` images as uint8 NHWC (and labels for a class-conditional model).
 
@@ -230,6 +232,8 @@ def generate_samples(
     Classifier guidance: ``cond_fn`` (``impl.commands.guidance``) gets the labels as ``model_kwargs["y"]``;
     on an unconditional model they are drawn over ``guidance_classes`` from their own seed stream (or all
     ``class_label``) and kept from the network, so x_T and the step noise are unguided sampling's.
+    ``guidance_scale`` w (a model trained with ``class_dropout_prob > 0``): classifier-free guidance with
+    the null label ``num_classes`` [S50], wrapped around the (autocast) network.
     """
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"num_samples and batch_size must be positive, got {num_samples}, {batch_size}")
@@ -242,6 +246,7 @@ def generate_samples(
     net = inference_model(model, precision=precision, channels_last=channels_last, device=device)
     if num_classes is None and guidance_classes is not None:
         net = WithoutLabels(net)
+    net = guided_network(net, guidance_scale, num_classes)
     images: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
     labels: list[np.ndarray[Any, np.dtype[np.int64]]] = []
     bar: Any = None

@@ -12,6 +12,7 @@ from impl.commands import common
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
     from impl.commands.editing import read_edit_inputs
     from impl.commands.guidance import check_guidance_flags, classifier_guidance
+    from impl.commands.guidance_free import guidance_scale_for
     from impl.commands.inference import generate_samples
     from impl.commands.trajectory import plan_pictures
     from impl.data import save_image_grid, save_npz_atomic
@@ -52,9 +53,11 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         )
     edit = read_edit_inputs(args, explicit, size=size, channels=channels, num_classes=num_classes)
     num_samples = edit.images.shape[0] if edit and "num_samples" not in explicit else args.num_samples
+    guidance_scale = guidance_scale_for(args.guidance_scale, flags, args.checkpoint)
     suffix = f"_{flags['timestep_respacing']}" if flags.get("timestep_respacing") else ""
     suffix += "_ddim" if args.use_ddim and "ddim" not in suffix else ""
     suffix += f"_classifier{args.classifier_scale:g}" if guidance is not None else ""
+    suffix += f"_guidance{guidance_scale:g}" if guidance_scale is not None else ""
     default_dir = loaded.run_dir / "samples" if loaded.run_dir is not None else Path.cwd()
     stem = f"samples_{num_samples}x{size}x{size}x{channels}{suffix}"
     npz = Path(args.output) if args.output else default_dir / f"{stem}.npz"
@@ -99,6 +102,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
             edit=edit,
             cond_fn=guidance.cond_fn if guidance else None,
             guidance_classes=guidance.num_classes if guidance else None,
+            guidance_scale=guidance_scale,
         )
     npz.parent.mkdir(parents=True, exist_ok=True)
     save_npz_atomic(npz, images, labels)

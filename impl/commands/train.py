@@ -25,7 +25,7 @@ def _sample_scorer(config: Any) -> Any:
 
 
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
-    from impl.factory import model_and_diffusion_defaults
+    from impl.factory import check_class_dropout_prob, model_and_diffusion_defaults
     from impl.train.config import TrainConfig
     from impl.train.run import train_command
 
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         values["precision"] = "fp16"
         explicit = explicit | {"precision"}
     config = TrainConfig(**values, model_flags=common.model_flag_values(args))
+    check_class_dropout_prob(args.class_dropout_prob, args.class_cond)  # before any file is written
     if args.dry_run:
         if args.resume is not None:
             raise ValueError(

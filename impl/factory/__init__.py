@@ -25,6 +25,7 @@ from impl.factory.diffusion import create_gaussian_diffusion
 from impl.factory.model_and_diffusion import (
     DEFAULT_CHANNEL_MULT,
     NUM_CLASSES,
+    check_class_dropout_prob,
     create_model,
     create_model_and_diffusion,
     load_checkpoint,
@@ -54,6 +55,7 @@ __all__ = [
     "args_to_dict",
     "build_diffusion",
     "build_model_and_diffusion",
+    "check_class_dropout_prob",
     "check_value_types",
     "classifier_defaults",
     "create_classifier",

@@ -1,7 +1,8 @@
 """The original's model_and_diffusion flags: their defaults, `create_model`, `create_model_and_diffusion`.
 
 ``model_and_diffusion_defaults()`` returns the original flags and defaults plus the extensions
-``in_channels``, ``channel_mult``, ``num_classes``, ``num_head_channels`` and ``resblock_updown``.
+``in_channels``, ``channel_mult``, ``num_classes``, ``num_head_channels``, ``resblock_updown`` and
+``class_dropout_prob`` (classifier-free guidance: > 0 adds the learned null label, docs/guidance.md).
 ``load_checkpoint`` builds the U-Net a checkpoint needs (from these flags, or read off the weights) and
 loads it; the factory sits above `impl.nn` and `impl.diffusion`, which know nothing of it.
 """
@@ -23,6 +24,7 @@ from impl.nn.unet import UNetModel
 __all__ = [
     "DEFAULT_CHANNEL_MULT",
     "NUM_CLASSES",
+    "check_class_dropout_prob",
     "create_model",
     "create_model_and_diffusion",
     "load_checkpoint",
@@ -59,6 +61,7 @@ _MODEL_FLAGS = (
     "num_classes",
     "num_head_channels",
     "resblock_updown",
+    "class_dropout_prob",
 )
 
 
@@ -94,6 +97,7 @@ def model_and_diffusion_defaults() -> dict[str, Any]:
         "loss_weighting": "none",
         "min_snr_gamma": 5.0,
         "vlb_weight": "",
+        "class_dropout_prob": 0.0,
     }
 
 
@@ -137,6 +141,23 @@ def parse_channel_mult(channel_mult: str | Sequence[float], image_size: int) -> 
             f"for channel_mult {mult}"
         )
     return mult
+
+
+def check_class_dropout_prob(class_dropout_prob: float, class_cond: bool) -> float:
+    """``class_dropout_prob`` p as a float: 0 <= p < 1, and p > 0 only with ``class_cond`` (else a
+    ValueError naming the flag)."""
+    p = class_dropout_prob
+    if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p < 1.0:
+        raise ValueError(
+            f"class_dropout_prob must be a number in [0, 1) (the chance a training label becomes the null "
+            f"label; 0: no null label), got {p!r}"
+        )
+    if p > 0 and not class_cond:
+        raise ValueError(
+            f"class_dropout_prob {p} needs a class-conditional model (class_cond True): it drops class "
+            "labels to a learned null label for classifier-free guidance"
+        )
+    return float(p)
 
 
 def _parse_number(text: str) -> float:
@@ -198,17 +219,20 @@ def create_model(
     num_head_channels: int = -1,
     resblock_updown: bool = False,
     attention_backend: str = "sdpa",
+    class_dropout_prob: float = 0.0,
 ) -> UNetModel:
     """The U-Net for the original flags [SPEC §8].
 
     The output has ``in_channels`` channels, twice that with ``learn_sigma``.  With ``class_cond`` the model
-    takes labels of ``num_classes`` classes (default 1000, as the original).
+    takes labels of ``num_classes`` classes (default 1000, as the original); with ``class_dropout_prob`` > 0
+    also the learned null label ``num_classes`` (the label embedding gets ``num_classes + 1`` rows).
     """
     if in_channels < 1:
         raise ValueError(f"in_channels must be a positive integer, got {in_channels}")
+    null_rows = 1 if check_class_dropout_prob(class_dropout_prob, class_cond) > 0 else 0
     mult = parse_channel_mult(channel_mult, image_size)
     attention_ds = parse_attention_resolutions(attention_resolutions, image_size, len(mult))
-    classes = (num_classes if num_classes is not None else NUM_CLASSES) if class_cond else None
+    classes = (num_classes if num_classes is not None else NUM_CLASSES) + null_rows if class_cond else None
     return UNetModel(
         in_channels=in_channels,
         model_channels=num_channels,
@@ -259,6 +283,7 @@ def create_model_and_diffusion(
     loss_weighting: str = "none",
     min_snr_gamma: float = 5.0,
     vlb_weight: float | str | None = None,
+    class_dropout_prob: float = 0.0,
 ) -> tuple[UNetModel, SpacedDiffusion]:
     """``(model, diffusion)`` for the original flags; call it as ``create_model_and_diffusion(**flags)``."""
     model = create_model(
@@ -279,6 +304,7 @@ def create_model_and_diffusion(
         num_head_channels=num_head_channels,
         resblock_updown=resblock_updown,
         attention_backend=attention_backend,
+        class_dropout_prob=class_dropout_prob,
     )
     diffusion = create_gaussian_diffusion(
         steps=diffusion_steps,

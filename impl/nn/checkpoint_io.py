@@ -232,10 +232,16 @@ def _describe_config_differences(
         )
     if differs("num_classes"):
         classes = ckpt_config["num_classes"]
+        null_row = (
+            f" (or --num_classes {classes - 1} --class_dropout_prob P if its last row is a classifier-free "
+            "guidance null label)"
+            if classes is not None and classes > 1
+            else ""
+        )
         hints.append(
             "--class_cond False: the checkpoint is unconditional"
             if classes is None
-            else f"--class_cond True --num_classes {classes}: the checkpoint is class-conditional"
+            else f"--class_cond True --num_classes {classes}: the checkpoint is class-conditional{null_row}"
         )
     if differs("num_res_blocks"):
         hints.append(f"--num_res_blocks: {versus('num_res_blocks')}")

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from impl.factory import check_class_dropout_prob
 from impl.nn.unet import set_norm_recompute
 from impl.runtime.backend_flags import BackendFlags, apply_backend_flags, set_backend_flags
 from impl.runtime.compile import CUDA_GRAPH_MODES, mark_cuda_graph_step_begin
@@ -39,6 +40,7 @@ from impl.train.distributed import DistContext, all_gather_cat, all_reduce_sum_,
 from impl.train.divergence import DivergenceGuard
 from impl.train.ema import EMA
 from impl.train.errors import CheckpointError, exception_line
+from impl.train.label_dropout import drop_labels
 from impl.train.loss_fn import Diffusion, LossFn, compile_with, per_sample_loss_fn, warm_device_caches
 from impl.train.metrics import MetricAccumulator, RunLogger
 from impl.train.optimizer import build_adamw, match_state_layout
@@ -94,6 +96,10 @@ class Trainer:
         self.schedule_sampler = schedule_sampler
         self.class_cond = class_cond
         self.num_classes = num_classes
+        # classifier-free guidance [S51]: labels become the null label (index num_classes) with this chance
+        flags = config.model_flags
+        self.class_dropout_prob = check_class_dropout_prob(flags.get("class_dropout_prob", 0.0), class_cond)
+        self.null_label = int(flags.get("num_classes") or num_classes or 0)
         if class_cond and not data.has_labels:
             raise ValueError("class_cond=True needs a data set with labels")
         self.should_stop = should_stop
@@ -212,8 +218,15 @@ class Trainer:
         flip_all = (
             torch.rand(cfg.batch_size, generator=gen, device=self.device) < 0.5 if cfg.random_flip else None
         )
+        drop_all = (
+            torch.rand(cfg.batch_size, generator=gen, device=self.device)
+            if self.class_dropout_prob > 0
+            else None
+        )
         share = rank_slice(cfg.batch_size, ctx.rank, ctx.world_size)
         x, labels = self.data.fetch(step, self.device)
+        if drop_all is not None and labels is not None:
+            labels = drop_labels(labels, drop_all[share], self.class_dropout_prob, self.null_label)
         x = self._layout(x)
         if flip_all is not None:
             x = torch.where(flip_all[share].view(-1, *([1] * (x.ndim - 1))), x.flip(-1), x)

@@ -3,6 +3,7 @@
 One module per module of `reference/` (schedule, respacing, process, steps, objectives, gaussian,
 timesteps, metrics: impl.evaluate's feature metrics, classifier_guidance: the guidance gradient) holds
 that module's entries in ``ENTRIES``.  An
+timesteps, guidance_free, and metrics: impl.evaluate's feature metrics) holds its entries in ``ENTRIES``.  An
 entry (`properties.catalogue.entry.Entry`, built with keyword arguments) names the impl callable and
 the reference function (imported directly), a Hypothesis strategy of inputs, how to call each side on a
 drawn case (each side's result as a dict of float64 arrays) and its tolerance op, looked up per dtype
@@ -19,6 +20,7 @@ from properties.catalogue import (
     classifier_training,
     editing,
     gaussian,
+    guidance_free,
     metrics,
     objectives,
     process,
@@ -41,6 +43,7 @@ CATALOGUE: tuple[Entry, ...] = (
     *editing.ENTRIES,
     *classifier_training.ENTRIES,
     *classifier_guidance.ENTRIES,
+    *guidance_free.ENTRIES,
 )
 
 _BY_NAME = {entry.name: entry for entry in CATALOGUE}  # names are unique: tested in test_catalogue

@@ -57,7 +57,10 @@ def test_defaults_are_the_original_flags_plus_documented_extensions() -> None:
         "loss_weighting",
         "min_snr_gamma",
         "vlb_weight",
+        # classifier-free guidance's null label (docs/guidance.md): 0 keeps the original layout
+        "class_dropout_prob",
     }
+    assert defaults["class_dropout_prob"] == 0.0
     assert (defaults["predict_v"], defaults["loss_weighting"], defaults["vlb_weight"]) == (False, "none", "")
     assert set(model_flag_names()) <= set(defaults)
     defaults["image_size"] = 1
