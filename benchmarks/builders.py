@@ -16,8 +16,8 @@ from torch import nn
 
 from benchmarks.configs import ModelConfig
 from benchmarks.harness import Mode, maybe_compile, module_to_memory_format
-from impl.commands.inference import inference_model as library_inference_model
-from impl.commands.inference import step_runner_for
+from impl.commands.generation import inference_model as library_inference_model
+from impl.commands.generation import step_runner_for
 from impl.diffusion import GaussianDiffusion, create_named_schedule_sampler
 from impl.factory import create_model_and_diffusion
 from impl.nn.attention import AttentionBlock

@@ -6,12 +6,12 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from impl.cli.classifier_parser import add_train_classifier_parser
+from impl.cli.classifier_guidance import _add_classifier_guidance_flags
 from impl.cli.editing import _add_editing_flags
 from impl.cli.guidance_free import _add_guidance_free_flags
-from impl.cli.guidance_parser import _add_classifier_guidance_flags
 from impl.cli.options import PROG, _add_bool, _add_model_source
 from impl.cli.pictures import _add_grid_scale_flag, _add_trajectory_flags
+from impl.cli.train_classifier import add_train_classifier_parser
 
 
 def _add_train_parser(sub: Any) -> None:

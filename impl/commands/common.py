@@ -22,7 +22,7 @@ def device(name: str) -> Any:
 
 
 def load(args: argparse.Namespace, explicit: set[str]) -> Any:
-    from impl.commands.inference import load_for_inference
+    from impl.commands.loading import load_for_inference
     from impl.factory import model_and_diffusion_defaults
 
     return load_for_inference(

@@ -12,7 +12,7 @@ from impl.commands import common
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
     import torch
 
-    from impl.commands.inference import inference_model
+    from impl.commands.generation import inference_model
     from impl.evaluate import nll_bound
     from impl.runtime.precision import PRECISIONS
     from impl.runtime.seeding import seeded_generator

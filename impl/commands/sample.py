@@ -10,10 +10,10 @@ from impl.commands import common
 
 
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
+    from impl.commands.classifier_guidance import check_guidance_flags, classifier_guidance
     from impl.commands.editing import read_edit_inputs
-    from impl.commands.guidance import check_guidance_flags, classifier_guidance
+    from impl.commands.generation import generate_samples
     from impl.commands.guidance_free import guidance_scale_for
-    from impl.commands.inference import generate_samples
     from impl.commands.trajectory import plan_pictures
     from impl.data import save_image_grid, save_npz_atomic
     from impl.diffusion.steps import check_eta, check_temperature

@@ -161,7 +161,7 @@ def test_sample_output_naming_a_folder_is_refused_before_sampling(
     trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Item 8: the IsADirectoryError came only after the whole sampling run."""
-    import impl.commands.inference as inference
+    import impl.commands.generation as inference
 
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("sampling ran before the output was checked")

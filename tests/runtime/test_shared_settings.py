@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from impl.cli.parsers import build_parser
-from impl.commands.inference import inference_model, step_runner_for
+from impl.commands.generation import inference_model, step_runner_for
 from impl.runtime.compile import (
     COMPILE_MODES,
     SAMPLING_COMPILE_BACKENDS,

@@ -1,21 +1,17 @@
-"""Loading a trained model for ``iddpm sample`` / ``iddpm nll`` and drawing samples in seeded batches."""
+"""Drawing samples in seeded batches for ``iddpm sample``: the network as the samplers call it (precision,
+layout, guidance wrappers), the step runner, and the batch loop that feeds every progressive loop (from
+noise, or an edit of init images) through a step observer."""
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from impl.diffusion.types import CondFn
-from impl.factory import build_diffusion, build_model_and_diffusion
 from impl.runtime.compile import check_sampling_compile_backend
 from impl.runtime.precision import AutocastModel, PrecisionPolicy, check_precision
 from impl.runtime.seeding import derive_seed, seeded_generator
@@ -23,22 +19,10 @@ from impl.sampling.classifier_guidance import WithoutLabels
 from impl.sampling.compiled import CompiledStepRunner
 from impl.sampling.guidance_free import guided_network
 from impl.sampling.trajectory import BatchStepObserver, observed, to_uint8_nhwc
-from impl.train.checkpoint import (
-    STATE_FILENAME,
-    check_run_kind,
-    earlier_checkpoint_hint,
-    find_checkpoint_dir,
-    read_state_json,
-)
-from impl.train.config import ema_rate_name, parse_ema_rates
-from impl.train.errors import CheckpointError, exception_line
 
 # The seed stream of the guidance labels of an unconditional model (batch k: derive_seed(seed, k, this)),
 # apart from the batch's own generator so x_T and every step's noise are those of unguided sampling.
 GUIDANCE_LABEL_STREAM = 1
-
-# Flags a sampling/evaluation command may set differently from the training run.
-INFERENCE_OVERRIDABLE = frozenset({"timestep_respacing", "use_checkpoint", "dropout"})
 
 
 class EditBatches(Protocol):
@@ -69,97 +53,6 @@ class EditBatches(Protocol):
         """The init images of samples start … start + n − 1 (model range) and the progressive loop that
         edits them; the init images are the edit when the loop yields no step."""
         ...
-
-
-@dataclass
-class LoadedModel:
-    model: nn.Module
-    diffusion: Any
-    flags: dict[str, Any]
-    weights: Path
-    run_dir: Path | None
-
-
-def load_for_inference(
-    checkpoint: str,
-    *,
-    cli_flags: dict[str, Any],
-    explicit_model: set[str],
-    use_ema: bool,
-    ema_rate: str,
-    device: torch.device,
-) -> LoadedModel:
-    """The model and diffusion of a checkpoint.
-
-    ``checkpoint`` is a run directory (its latest checkpoint), a ``checkpoints/step_N`` folder, one
-    ``.safetensors`` file inside such a folder, or a state-dict file of the original code (``.pt``) or of
-    any source, in which case the model flags come from the command line (``cli_flags``).
-    ``timestep_respacing`` always comes from the command line.
-    """
-    path = Path(checkpoint)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {checkpoint!r} does not exist")
-    respacing = str(cli_flags.get("timestep_respacing", ""))
-    if path.is_dir() or (path.parent / STATE_FILENAME).is_file():
-        ckpt_dir = find_checkpoint_dir(path if path.is_dir() else path.parent)
-        meta = read_state_json(ckpt_dir)
-        check_run_kind(meta["config"], None, ckpt_dir)  # a classifier run is no model to sample
-        try:
-            flags = dict(meta["config"]["model_flags"])
-            rates = [float(r) for r in meta["ema_rates"]]
-        except (KeyError, TypeError, ValueError):
-            raise CheckpointError(f"{str(ckpt_dir / STATE_FILENAME)!r} lacks model_flags/ema_rates") from None
-        for name in sorted(explicit_model - INFERENCE_OVERRIDABLE):
-            if name in flags and cli_flags[name] != flags[name]:
-                raise CheckpointError(
-                    f"--{name}={cli_flags[name]!r} does not match the checkpoint's {flags[name]!r} "
-                    "(model and diffusion flags come from the run; drop the flag)"
-                )
-        flags.update({k: cli_flags[k] for k in explicit_model & INFERENCE_OVERRIDABLE})
-        flags["timestep_respacing"] = respacing
-        weights = path if path.is_file() else _choose_weights(ckpt_dir, rates, use_ema, ema_rate)
-        model, diffusion = build_model_and_diffusion(flags)
-        _load_state(model, weights)
-        return LoadedModel(model.to(device).eval(), diffusion, flags, weights, ckpt_dir.parent.parent)
-
-    from impl.factory import load_checkpoint, model_flag_names
-
-    flags = dict(cli_flags)
-    model_flags = {k: flags[k] for k in model_flag_names() if k in flags}
-    if not flags.get("class_cond"):
-        model_flags.pop("num_classes", None)
-    try:
-        model = load_checkpoint(path, **model_flags)
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, SafetensorError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {checkpoint!r}: {exception_line(exc)}") from None
-    return LoadedModel(model.to(device).eval(), build_diffusion(flags), flags, path, None)
-
-
-def _choose_weights(ckpt_dir: Path, rates: list[float], use_ema: bool, ema_rate: str) -> Path:
-    if not use_ema:
-        return ckpt_dir / "model.safetensors"
-    if not rates:
-        raise CheckpointError(f"{str(ckpt_dir)!r} holds no EMA weights; pass --use_ema False")
-    rate = parse_ema_rates(ema_rate)[0] if ema_rate else rates[0]
-    if rate not in rates:
-        raise CheckpointError(f"--ema_rate {rate} is not in the checkpoint; it holds {rates}")
-    return ckpt_dir / f"ema_{ema_rate_name(rate)}.safetensors"
-
-
-def _load_state(model: nn.Module, weights: Path) -> None:
-    try:
-        state = load_file(str(weights), device="cpu")
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint file {str(weights)!r} is missing") from None
-    except (SafetensorError, OSError, ValueError) as exc:
-        hint = earlier_checkpoint_hint(weights.parent)
-        raise CheckpointError(
-            f"checkpoint file {str(weights)!r} is corrupt: {exception_line(exc)}{hint}"
-        ) from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{str(weights)!r} does not match the model: {exception_line(exc)}") from None
 
 
 def inference_model(
@@ -229,9 +122,10 @@ def generate_samples(
     e.g. a trajectory writer); it cannot change the samples.
     With ``edit`` each sample edits its init image instead (img2img / inpainting, `impl.commands.editing`;
     labels from the images' arr_1 when they have them and ``class_label`` is -1).
-    Classifier guidance: ``cond_fn`` (``impl.commands.guidance``) gets the labels as ``model_kwargs["y"]``;
-    on an unconditional model they are drawn over ``guidance_classes`` from their own seed stream (or all
-    ``class_label``) and kept from the network, so x_T and the step noise are unguided sampling's.
+    Classifier guidance: ``cond_fn`` (``impl.commands.classifier_guidance``) gets the labels as
+    ``model_kwargs["y"]``; on an unconditional model they are drawn over ``guidance_classes`` from their
+    own seed stream (or all ``class_label``) and kept from the network, so x_T and the step noise are
+    unguided sampling's.
     ``guidance_scale`` w (a model trained with ``class_dropout_prob > 0``): classifier-free guidance with
     the null label ``num_classes`` [S50], wrapped around the (autocast) network.
     """

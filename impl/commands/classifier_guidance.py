@@ -228,7 +228,7 @@ def classifier_guidance(
     run's ``--precision`` (autocast, float32 logits) and its cond_fn at ``--classifier_scale``."""
     if not args.classifier:
         return None
-    from impl.commands.inference import inference_model
+    from impl.commands.generation import inference_model
 
     names = cli_classifier_flag_names()
     loaded = load_guidance_classifier(
