@@ -61,3 +61,29 @@ def emit(result: dict[str, Any], output: str) -> None:
     if output:
         write_json(output, result)
     print(json.dumps(result, indent=2, sort_keys=True))
+
+
+def report_training_end(result: Any, command: str, trained: str, contents: str, then: str = "") -> None:
+    """The last line of ``iddpm train`` / ``train_classifier`` on stderr: where a stopped run resumes from,
+    or what a finished one ``trained`` (e.g. "trained" / "trained the classifier") and its run folder's
+    ``contents``, followed by ``then`` (a hint; ``{run_dir}`` in it names the run folder); nothing when no
+    checkpoint was written."""
+    import sys
+
+    from impl.commands import PROG
+
+    if result.checkpoint is None:
+        return
+    run_dir = result.checkpoint.parent.parent
+    if result.stopped_early:
+        print(
+            f"{PROG}: stopped at step {result.step}; checkpoint saved to {result.checkpoint}; "
+            f"continue with: {PROG} {command} --resume {run_dir}",
+            file=sys.stderr,
+        )
+        return
+    done = result.step if result.steps_this_run is None else result.steps_this_run
+    total = "" if done == result.step else f" (step {result.step} in total)"
+    print(
+        f"{PROG}: {trained} {done} steps{total}; run directory {run_dir} ({contents}){then}", file=sys.stderr
+    )

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from typing import Any
 
-from impl.commands import PROG, common
+from impl.commands import common
 
 
 def _sample_scorer(config: Any) -> Any:
@@ -64,22 +63,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         overwrite=bool(args.overwrite),
         scorer_factory=_sample_scorer,
     )
-    if result.checkpoint is not None:
-        run_dir = result.checkpoint.parent.parent
-        if result.stopped_early:
-            print(
-                f"{PROG}: stopped at step {result.step}; checkpoint saved to {result.checkpoint}; "
-                f"continue with: {PROG} train --resume {run_dir}",
-                file=sys.stderr,
-            )
-        else:
-            done = result.step if result.steps_this_run is None else result.steps_this_run
-            total = "" if done == result.step else f" (step {result.step} in total)"
-            print(
-                f"{PROG}: trained {done} steps{total}; run directory {run_dir} "
-                f"(checkpoints/, samples/, log.jsonl)",
-                file=sys.stderr,
-            )
+    common.report_training_end(result, "train", "trained", "checkpoints/, samples/, log.jsonl")
     return 0
 
 

@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from impl.commands import PROG
+from impl.commands import PROG, common
 
 
 def _number(value: Any) -> str:
@@ -60,21 +60,11 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         overwrite=bool(args.overwrite),
         report=print_evaluation,
     )
-    if result.checkpoint is not None:
-        run_dir = result.checkpoint.parent.parent
-        if result.stopped_early:
-            print(
-                f"{PROG}: stopped at step {result.step}; checkpoint saved to {result.checkpoint}; "
-                f"continue with: {PROG} train_classifier --resume {run_dir}",
-                file=sys.stderr,
-            )
-        else:
-            done = result.step if result.steps_this_run is None else result.steps_this_run
-            total = "" if done == result.step else f" (step {result.step} in total)"
-            print(
-                f"{PROG}: trained the classifier {done} steps{total}; run directory {run_dir} "
-                "(checkpoints/, log.jsonl); guide sampling with it: --classifier "
-                f"{run_dir}",
-                file=sys.stderr,
-            )
+    common.report_training_end(
+        result,
+        "train_classifier",
+        "trained the classifier",
+        "checkpoints/, log.jsonl",
+        then="; guide sampling with it: --classifier {run_dir}",
+    )
     return 0
