@@ -68,3 +68,17 @@ def _add_model_source(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     _add_bool(g, "allow_tf32", False, "CUDA only: TF32 for float32 matmuls and convolutions")
     _add_bool(g, "cudnn_benchmark", False, "CUDA only: cuDNN autotuning of convolutions")
     return g
+
+
+def _add_resume_flag(group: argparse._ActionsContainer, help_text: str) -> None:
+    """``--resume [PATH]`` (alias ``--resume_checkpoint``): bare, it continues the run in ``--out_dir``."""
+    group.add_argument(
+        "--resume",
+        "--resume_checkpoint",
+        dest="resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="PATH",
+        help=help_text,
+    )

@@ -9,7 +9,7 @@ from typing import Any
 from impl.cli.classifier_guidance import _add_classifier_guidance_flags
 from impl.cli.editing import _add_editing_flags
 from impl.cli.guidance_free import _add_guidance_free_flags
-from impl.cli.options import PROG, _add_bool, _add_model_source
+from impl.cli.options import PROG, _add_bool, _add_model_source, _add_resume_flag
 from impl.cli.pictures import _add_grid_scale_flag, _add_trajectory_flags
 from impl.cli.train_classifier import add_train_classifier_parser
 
@@ -158,15 +158,9 @@ def _add_train_parser(sub: Any) -> None:
         help="fp16: consecutive skipped (non-finite) steps before the run stops as diverged",
     )
     _add_bool(g, "overwrite", False, "start a new run in a non-empty --out_dir, deleting the old run's files")
-    g.add_argument(
-        "--resume",
-        "--resume_checkpoint",
-        dest="resume",
-        nargs="?",
-        const="auto",
-        default=None,
-        metavar="PATH",
-        help="continue a run (PATH: run dir or checkpoint; bare: --out_dir); with --out_dir NEW it "
+    _add_resume_flag(
+        g,
+        "continue a run (PATH: run dir or checkpoint; bare: --out_dir); with --out_dir NEW it "
         "continues into NEW and leaves PATH untouched",
     )
 

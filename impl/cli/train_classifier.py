@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from impl.cli.options import _add_bool
+from impl.cli.options import _add_bool, _add_resume_flag
 
 
 def add_train_classifier_parser(sub: Any) -> None:
@@ -67,13 +67,7 @@ def add_train_classifier_parser(sub: Any) -> None:
     _add_bool(g, "progress", d.progress, "show a progress bar")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
     _add_bool(g, "overwrite", False, "start a new run in a non-empty --out_dir, deleting the old run's files")
-    g.add_argument(
-        "--resume",
-        "--resume_checkpoint",
-        dest="resume",
-        nargs="?",
-        const="auto",
-        default=None,
-        metavar="PATH",
-        help="continue a classifier run (PATH: run dir or checkpoint; bare: --out_dir)",
+    _add_resume_flag(
+        g,
+        "continue a classifier run (PATH: run dir or checkpoint; bare: --out_dir)",
     )
