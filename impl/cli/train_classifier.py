@@ -10,7 +10,7 @@ from impl.cli.options import _add_bool, _add_resume_flag
 def add_train_classifier_parser(sub: Any) -> None:
     from impl.data.choices import DATA_LOADERS
     from impl.factory import add_dict_to_argparser, train_model_defaults
-    from impl.factory.classifier_run import NOISING_FLAGS, train_classifier_defaults
+    from impl.factory.classifier_run_flags import NOISING_FLAGS, train_classifier_defaults
     from impl.runtime.precision import PRECISIONS
     from impl.train.classifier_config import ClassifierTrainConfig
     from impl.train.lr import LR_SCHEDULES

@@ -29,7 +29,7 @@ def print_evaluation(record: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
-    from impl.factory.classifier_run import (
+    from impl.factory.classifier_run_flags import (
         NOISING_FLAGS,
         classifier_flag_defaults,
         classifier_noising_flags,

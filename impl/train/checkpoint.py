@@ -327,7 +327,7 @@ def _check_state_types(meta: dict[str, Any], where: str) -> None:
             raise ValueError(f"{where}: model_flags must be a JSON object, got {flags!r}")
         check_value_types(flags, model_and_diffusion_defaults(), where)
         if config.get("kind") == RUN_KIND_CLASSIFIER:
-            from impl.factory.classifier_run import classifier_flag_defaults
+            from impl.factory.classifier_run_flags import classifier_flag_defaults
 
             classifier_flags = config.get("classifier_flags")
             if not isinstance(classifier_flags, dict):

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from impl.factory import build_diffusion
-from impl.factory.classifier_run import build_classifier, resolve_classifier_flags
+from impl.factory.classifier_run_flags import build_classifier, resolve_classifier_flags
 from impl.runtime.seeding import STREAM_INIT, derive_seed
 from impl.train.batches import BatchSource, InMemoryData
 from impl.train.checkpoint import TrainingCheckpoint

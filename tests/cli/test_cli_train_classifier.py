@@ -18,7 +18,7 @@ import impl
 from impl.cli import main
 from impl.data import load_data
 from impl.factory import build_diffusion
-from impl.factory.classifier_run import build_classifier, classifier_flag_defaults
+from impl.factory.classifier_run_flags import build_classifier, classifier_flag_defaults
 from impl.runtime.seeding import STREAM_INIT, derive_seed
 from impl.train.classifier_trainer import STREAM_HELD_OUT, noised_inputs, stratified_timesteps
 from reference.classifier_training import binned_topk_accuracy

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from impl.factory import build_diffusion
-from impl.factory.classifier_run import (
+from impl.factory.classifier_run_flags import (
     classifier_flag_defaults,
     classifier_noising_flags,
     resolve_classifier_flags,
