@@ -8,13 +8,17 @@ to count it (costly for remote shards: prefer a prepared folder, or keep its man
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
 
 from impl.data.manifest import MANIFEST_NAME, read_manifest, verify_files
 from impl.data.shards import expand_shard_spec, iter_shard
 
-__all__ = ["ShardSet", "open_shard_set"]
+__all__ = ["ShardSet", "iter_set_samples", "open_shard_set"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +92,17 @@ def open_shard_set(spec: str) -> ShardSet:
     if side_h != side_w:
         raise ValueError(f"shards {spec!r} hold {side_h}x{side_w} images; training needs square images")
     return shard_set
+
+
+def iter_set_samples(shards: ShardSet) -> Iterator[tuple[NDArray[np.uint8], int | None]]:
+    """``(image uint8 HWC, label or None)`` for every sample of ``shards``, shard after shard, each in stored
+    order; a sample of another shape than the set's, or without a label in a labelled set, raises ValueError
+    naming its shard.  Shards are opened only when the reader reaches them."""
+    for url in shards.urls:
+        for key, image, label in iter_shard(url):
+            if image is None or image.shape != shards.image_shape:
+                got = None if image is None else image.shape
+                raise ValueError(f"shard {url!r} sample {key!r} is {got}, not a {shards.image_shape} image")
+            if shards.has_labels and label is None:
+                raise ValueError(f"shard {url!r} sample {key!r} has no label in a labelled shard set")
+            yield image, label

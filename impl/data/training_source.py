@@ -26,10 +26,10 @@ from impl.data.lazy_folder import LazyImageFolder
 from impl.data.load import DIGITS_SPECS, load_data
 from impl.data.manifest import MANIFEST_NAME, read_manifest, verify_files
 from impl.data.npy import NpyImages
-from impl.data.shard_set import ShardSet, open_shard_set
-from impl.data.shards import iter_shard, looks_like_shards
+from impl.data.shard_set import ShardSet, iter_set_samples, open_shard_set
+from impl.data.shards import looks_like_shards
 
-__all__ = ["DATA_LOADERS", "MEMORY_LIMIT_BYTES", "TrainingData", "open_training_data"]
+__all__ = ["DATA_LOADERS", "MEMORY_LIMIT_BYTES", "TrainingData", "data_kind", "open_training_data"]
 
 
 @dataclass(frozen=True)
@@ -91,15 +91,10 @@ def _npy(
 def _shards_in_memory(shards: ShardSet) -> ImageDataset:
     images = np.empty((len(shards), *shards.image_shape), dtype=np.uint8)
     labels: NDArray[np.int64] | None = np.empty(len(shards), dtype=np.int64) if shards.has_labels else None
-    i = 0
-    for url in shards.urls:
-        for key, image, label in iter_shard(url):
-            if image is None or image.shape != shards.image_shape:
-                raise ValueError(f"shard {url!r} sample {key!r} is not a {shards.image_shape} image")
-            images[i] = image
-            if labels is not None:
-                labels[i] = -1 if label is None else label
-            i += 1
+    for i, (image, label) in enumerate(iter_set_samples(shards)):
+        images[i] = image
+        if labels is not None and label is not None:
+            labels[i] = label
     return ImageDataset(images, labels, num_classes=shards.num_classes, class_names=shards.label_names)
 
 
@@ -109,6 +104,29 @@ def _shards(spec: str, loader: str) -> TrainingData:
     if loader == "memory":
         return _in_memory("shards", _shards_in_memory(shards))
     return TrainingData("shards", s, c, shards.num_classes, shards.label_names, shards=shards)
+
+
+def data_kind(data: str) -> str:
+    """Which kind of set ``data`` names: ``"memory"`` (the digits, an ``.npz``), ``"prepared"`` (a folder
+    with a ``manifest.json``), ``"npy"``, ``"shards"`` or ``"folder"`` (an image folder); ValueError naming
+    ``data`` and the allowed kinds when it is none of them."""
+    spec = os.fspath(data)
+    path = Path(spec)
+    if spec in DIGITS_SPECS or (path.is_file() and path.suffix.lower() == ".npz"):
+        return "memory"
+    if path.is_dir() and (path / MANIFEST_NAME).is_file():
+        return "prepared"
+    if path.is_file() and path.suffix.lower() == ".npy":
+        return "npy"
+    if path.is_dir():
+        return "shards" if any(path.glob("*.tar")) else "folder"
+    if looks_like_shards(spec):
+        return "shards"
+    raise ValueError(
+        f"data {spec!r} does not exist or is not a known kind; allowed: {', '.join(DIGITS_SPECS)}, "
+        "an .npz, an image folder, a .npy, a prepared folder, or tar shards (folder, brace pattern, "
+        ".txt list)"
+    )
 
 
 def open_training_data(
@@ -124,8 +142,9 @@ def open_training_data(
         raise ValueError(f"data_loader must be one of {DATA_LOADERS}; got {loader!r}")
     spec = os.fspath(data)
     path = Path(spec)
+    kind = data_kind(spec)
     source: TrainingData
-    if spec in DIGITS_SPECS or (path.is_file() and path.suffix.lower() == ".npz"):
+    if kind == "memory":
         if loader == "stream":
             raise ValueError(
                 f"data {spec!r} is read into memory; --data_loader stream needs a folder, .npy or shards"
@@ -134,19 +153,7 @@ def open_training_data(
             "memory", load_data(spec, image_size=image_size, class_cond=class_cond, channels=channels)
         )
         return source
-    if path.is_dir() and (path / MANIFEST_NAME).is_file():
-        manifest = read_manifest(path)
-        if manifest.format == "npy":
-            verify_files(path, manifest, checksums=False)
-            names = None if manifest.label_names is None else tuple(manifest.label_names)
-            source = _npy(spec, path / "images.npy", loader, names, manifest.num_classes)
-        else:
-            source = _shards(spec, loader)
-    elif path.is_file() and path.suffix.lower() == ".npy":
-        source = _npy(spec, path, loader, None, None)
-    elif path.is_dir() and any(path.glob("*.tar")):
-        source = _shards(spec, loader)
-    elif path.is_dir():
+    if kind == "folder":
         if image_size is None:
             raise ValueError(f"image_size is required for an image folder (data={spec!r}); got None")
         want = 3 if channels is None else channels
@@ -157,14 +164,15 @@ def open_training_data(
         lazy = LazyImageFolder(path, image_size=image_size, channels=want, with_labels=class_cond)
         classes = None if lazy.class_names is None else len(lazy.class_names)
         return TrainingData("folder", image_size, want, classes, lazy.class_names, reader=lazy)
-    elif looks_like_shards(spec):
+    manifest = read_manifest(path) if kind == "prepared" else None
+    if manifest is not None and manifest.format == "npy":
+        verify_files(path, manifest, checksums=False)
+        names = None if manifest.label_names is None else tuple(manifest.label_names)
+        source = _npy(spec, path / "images.npy", loader, names, manifest.num_classes)
+    elif kind == "npy":
+        source = _npy(spec, path, loader, None, None)
+    else:  # shards: a prepared shard folder, a folder of .tar, a pattern, a .txt list, one .tar or URL
         source = _shards(spec, loader)
-    else:
-        raise ValueError(
-            f"data {spec!r} does not exist or is not a known kind; allowed: {', '.join(DIGITS_SPECS)}, "
-            "an .npz, an image folder, a .npy, a prepared folder, or tar shards (folder, brace pattern, "
-            ".txt list)"
-        )
     _check_fits(spec, source.image_size, source.channels, image_size, channels)
     if class_cond and source.num_classes is None:
         raise ValueError(f"class_cond=True needs labels, but data {spec!r} has none")

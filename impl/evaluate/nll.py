@@ -1,9 +1,11 @@
 """The NLL bound of a dataset in bits/dim [S20], averaged over images with standard errors.
 
 ``nll_bound`` runs ``diffusion.calc_bpd_loop`` over the first ``num_samples`` images of a dataset (in
-dataset order, without random flips) in batches, and ``summarize_bpd_terms`` turns the per-image terms
-into a JSON-able report.  Standard errors are ``s / √n`` with ``s`` the sample standard deviation
-(``ddof = 1``) over images; they are ``None`` when ``n = 1``.  The per-t terms and MSEs are means over images.
+stored order, without random flips) in batches, read through ``impl.data.ordered.OrderedImages`` (so a
+streamed ``.npy`` or tar-shard set is read batch by batch, never held whole), and ``summarize_bpd_terms``
+turns the per-image terms into a JSON-able report.  Standard errors are ``s / √n`` with ``s`` the sample
+standard deviation (``ddof = 1``) over images; they are ``None`` when ``n = 1``.  The per-t terms and MSEs
+are means over images.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from numpy.typing import NDArray
 
 from impl.data.dataset import ImageDataset
 from impl.data.images import to_model_range
+from impl.data.ordered import OrderedImages
+from impl.data.training_source import TrainingData
 
 __all__ = ["BpdDiffusion", "nll_bound", "summarize_bpd_terms"]
 
@@ -101,7 +105,7 @@ def _positive_int(value: object, name: str) -> int:
 def nll_bound(
     model: Callable[..., torch.Tensor],
     diffusion: BpdDiffusion,
-    dataset: ImageDataset,
+    dataset: ImageDataset | TrainingData | OrderedImages,
     *,
     batch_size: int,
     num_samples: int | None,
@@ -113,6 +117,8 @@ def nll_bound(
 ) -> dict[str, Any]:
     """The NLL bound [S20] of the first ``num_samples`` images (None: all) of ``dataset``, in bits/dim.
 
+    ``dataset`` is an in-memory ``ImageDataset``, what ``open_training_data`` opened (memory, ``.npy``,
+    lazy folder or tar shards, read in stored order), or an ``OrderedImages`` (which may convert each batch).
     With ``class_cond`` the labels go to the model as ``model_kwargs={"y": labels}`` (the dataset must have
     labels).  ``generator`` (on ``device``) draws the noise of every step, so a seeded generator makes the
     result reproducible, and independent of ``timestep_batch`` (timesteps evaluated per network call, a
@@ -120,21 +126,21 @@ def nll_bound(
     ``summarize_bpd_terms`` plus ``"config"`` (the settings used).
     """
     batch_size = _positive_int(batch_size, "batch_size")
-    available = len(dataset)
+    data = OrderedImages.of(dataset)
+    available = len(data)
     n = available if num_samples is None else _positive_int(num_samples, "num_samples")
     if n > available:
         raise ValueError(f"num_samples must be at most the dataset size {available}; got {n}")
-    if class_cond and dataset.labels is None:
-        raise ValueError("class_cond=True needs a dataset with labels; dataset.labels is None")
+    if class_cond and not data.has_labels:
+        raise ValueError("class_cond=True needs a dataset with labels; the dataset has none")
     if generator is not None and torch.device(generator.device) != torch.device(device):
         raise ValueError(f"generator must live on device {device!s}; it is on {generator.device}")
     collected: dict[str, list[NDArray[np.float64]]] = {k: [] for k in BPD_KEYS}
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        x_start = to_model_range(dataset.images[start:stop]).to(device)
+    for images, labels in data.batches(n, batch_size):
+        x_start = to_model_range(images).to(device)
         model_kwargs: dict[str, Any] = {}
-        if class_cond and dataset.labels is not None:
-            model_kwargs["y"] = torch.from_numpy(dataset.labels[start:stop].copy()).to(device)
+        if class_cond and labels is not None:
+            model_kwargs["y"] = torch.from_numpy(labels).to(device)
         with torch.no_grad():
             out = diffusion.calc_bpd_loop(
                 model,
@@ -156,7 +162,7 @@ def nll_bound(
         "device": str(device),
         "generator_seed": None if generator is None else int(generator.initial_seed()),
         "num_timesteps": int(diffusion.num_timesteps),
-        "image_size": dataset.image_size,
-        "channels": dataset.channels,
+        "image_size": data.image_size,
+        "channels": data.channels,
     }
     return summary
