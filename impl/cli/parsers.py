@@ -246,7 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     n = sub.add_parser("nll", help="NLL bound in bits/dim over a data split, as JSON")
     n_speed = _add_model_source(n)
-    n.add_argument("--data", default="digits:held_out")
+    n.add_argument(
+        "--data",
+        default="digits:held_out",
+        help="any 'iddpm train --data' spec (digits, .npz, image folder, .npy, prepared folder, tar shards), "
+        "read in stored order; .npy and shards are streamed; see docs/data.md",
+    )
     n.add_argument("--num_samples", type=int, default=0, help="images to evaluate; 0: all")
     _add_bool(
         n,

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from impl.cli import main
 from impl.data import load_data, save_npz_atomic
@@ -214,3 +215,32 @@ def test_bad_data_is_one_line_and_writes_nothing(
     for word in words:
         assert word in lines[0], (word, lines[0])
     assert not out.exists()
+
+
+def test_an_image_folder_needs_resize_and_then_gives_the_bound_of_its_files(
+    checkpoint: str, sets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Greyscale 8x8 PNGs named ``<label>_<i>.png``: the folder is read in sorted file order with class ids
+    numbered in sorted name order, so its bound is that of an ``.npz`` holding the files in that order."""
+    with np.load(sets["npz"]) as f:
+        images, labels = f["arr_0"], f["arr_1"]
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        Image.fromarray(image[:, :, 0], mode="L").save(folder / f"{label}_{i:03d}.png")
+    order = sorted(range(N_SET), key=lambda i: (int(labels[i]), i))
+    ids = {name: k for k, name in enumerate(sorted({str(int(v)) for v in labels}))}
+    in_file_order = tmp_path / "in_file_order.npz"
+    save_npz_atomic(in_file_order, images[order], np.array([ids[str(int(labels[i]))] for i in order]))
+    out = tmp_path / "folder.json"
+    capsys.readouterr()
+    argv = ["nll", "--checkpoint", checkpoint, *MODEL_FLAGS, "--data", str(folder), "--output", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "image folder" in err and "--resize" in err
+    got = nll(checkpoint, folder, out, "--resize")
+    assert got["data_conversion"] == {"from": "image folder", "to": [8, 8, 1]}
+    assert got["data_read"] == {"kind": "folder", "images": N_READ, "in_set": N_SET}
+    expected = _bound(nll(checkpoint, in_file_order, tmp_path / "npz.json"))
+    assert expected.pop("data_conversion") is None
+    assert {k: v for k, v in _bound(got).items() if k != "data_conversion"} == expected
