@@ -1,5 +1,6 @@
 """impl.data: digits, image folders and ``.npz`` files as ``ImageDataset``; atomic image writers; the
-streaming readers (``.npy``, lazy folders, tar shards), ``open_training_data`` and ``prepare``
+streaming readers (``.npy``, lazy folders, tar shards), ``open_training_data``, ``OrderedImages`` (a set
+read once in stored order, for ``nll_bound``) and ``prepare``
 (docs/data.md)."""
 
 from impl.data.dataset import ImageDataset
@@ -8,6 +9,7 @@ from impl.data.images import to_model_range
 from impl.data.lazy_folder import LazyImageFolder
 from impl.data.load import load_data
 from impl.data.npy import NpyImages
+from impl.data.ordered import OrderedImages
 from impl.data.prepare import prepare
 from impl.data.shard_set import ShardSet, open_shard_set
 from impl.data.training_source import TrainingData, open_training_data
@@ -18,6 +20,7 @@ __all__ = [
     "ImageDataset",
     "LazyImageFolder",
     "NpyImages",
+    "OrderedImages",
     "ShardSet",
     "TrainingData",
     "digits_split",
