@@ -244,3 +244,15 @@ def test_an_image_folder_needs_resize_and_then_gives_the_bound_of_its_files(
     expected = _bound(nll(checkpoint, in_file_order, tmp_path / "npz.json"))
     assert expected.pop("data_conversion") is None
     assert {k: v for k, v in _bound(got).items() if k != "data_conversion"} == expected
+
+
+def test_npy_and_shards_are_opened_streamed_not_read_into_memory(sets: dict[str, Path]) -> None:
+    from impl.commands.nll import model_sized_data
+
+    for spec in (sets["npy"], sets["npy"] / "images.npy"):
+        data, conversion = model_sized_data(str(spec), 8, 1, True, False)
+        assert data.source.memory is None and data.source.reader is not None and conversion is None
+    data, _ = model_sized_data(str(sets["shards"]), 8, 1, True, False)
+    assert data.source.memory is None and data.source.shards is not None
+    data, _ = model_sized_data(str(sets["npz"]), 8, 1, True, False)
+    assert data.source.memory is not None
