@@ -85,5 +85,7 @@ def report_training_end(result: Any, command: str, trained: str, contents: str, 
     done = result.step if result.steps_this_run is None else result.steps_this_run
     total = "" if done == result.step else f" (step {result.step} in total)"
     print(
-        f"{PROG}: {trained} {done} steps{total}; run directory {run_dir} ({contents}){then}", file=sys.stderr
+        f"{PROG}: {trained} {done} steps{total}; run directory {run_dir} ({contents})"
+        f"{then.format(run_dir=run_dir)}",
+        file=sys.stderr,
     )

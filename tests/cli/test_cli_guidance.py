@@ -1,7 +1,7 @@
 """``iddpm sample --classifier``: guidance on the digits does what it says, scale 0 is unguided sampling
 bit for bit, the classifier-run layout, plain state-dict files and EMA weights load, bad input is one line.
 
-The classifier is trained in the module fixture (150 AdamW steps on noised digits, a few seconds) and
+The classifier is trained in the module fixture (100 AdamW steps on noised digits, a few seconds) and
 written in ``iddpm train_classifier``'s run layout (tests/cli/guidance_fixtures.py).
 """
 

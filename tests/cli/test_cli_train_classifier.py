@@ -62,7 +62,7 @@ def test_run_layout_rebuilds_the_classifier_and_reproduces_its_held_out_accuracy
     run = tmp_path / "run"
     assert main(tiny_classifier(run, "--max_steps", "4", "--eval_interval", "2", "--ema_rate", "0.9")) == 0
     err = capsys.readouterr().err
-    assert "step 2 held-out" in err and "step 4 held-out" in err and "--classifier" in err
+    assert "step 2 held-out" in err and "step 4 held-out" in err and f"--classifier {run}" in err
     step_dir = _step_dir(run, 4)
     assert json.loads((run / "checkpoints" / "latest.json").read_text()) == {"step": 4, "dir": step_dir.name}
     assert {p.name for p in step_dir.iterdir()} >= {"model.safetensors", "ema_0.9.safetensors", "state.json"}

@@ -19,6 +19,7 @@ from PIL import Image
 
 from impl.cli import main
 from impl.data.digits import load_digits_arrays
+from tests.cli.test_cli_trajectory import tile
 from tests.cli.tiny import tiny_train
 
 TARGET = 3
@@ -104,8 +105,10 @@ def test_guided_inpainting_with_a_trajectory_keeps_every_guarantee(
     assert np.array_equal(edited[:, :, :4], init[:, :, :4])  # the kept half, byte for byte
     strips = sorted((tmp_path / "guided_trajectory").glob("*.png"))
     assert len(strips) == init.shape[0]
-    strip = np.asarray(Image.open(strips[0]))
-    assert strip.ndim == 2 and strip.shape[0] > 2 * 8  # two rows of enlarged 8-px tiles
+    strip = np.asarray(Image.open(strips[0]))[:, :, None]  # greyscale strip, 8x enlarged (auto rule)
+    columns = (strip.shape[1] // 8 - 2) // 10  # 8-px tiles at a 10-px pitch behind a 2-px margin
+    assert strip.shape[0] == 8 * (2 + 2 * 10)  # two rows: x_t above, x̂₀ below
+    assert np.array_equal(tile(strip, 0, columns - 1, 8), edited[0])  # the last step's x_0 is the sample
     unguided = _edit(runs, tmp_path / "unguided.npz", "0")
     # The generated half is where guidance acts; the kept half is the init image either way.
     assert np.array_equal(unguided[:, :, :4], init[:, :, :4])
