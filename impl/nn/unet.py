@@ -13,6 +13,7 @@ from impl.nn.attention import (
     check_attention_backend,
     check_attention_order,
 )
+from impl.nn.classifier import AttentionPool2d
 from impl.nn.embedding import timestep_embedding
 from impl.nn.encoder import check_network_sizes, encoder_input_blocks
 from impl.nn.layers import Upsample, conv_nd, normalization, zero_module
@@ -250,10 +251,11 @@ class UNetModel(nn.Module):
 
 
 def set_attention_backend(model: nn.Module, backend: str) -> None:
-    """Switch every :class:`AttentionBlock` inside ``model`` to ``backend`` (``"sdpa"`` or ``"naive"``)."""
+    """Switch every :class:`AttentionBlock` (and a classifier's :class:`AttentionPool2d`) inside ``model``
+    to ``backend`` (``"sdpa"`` or ``"naive"``)."""
     checked = check_attention_backend(backend)
     for module in model.modules():
-        if isinstance(module, AttentionBlock):
+        if isinstance(module, (AttentionBlock, AttentionPool2d)):
             module.attention_backend = checked
 
 

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from impl.factory import create_classifier, load_classifier
-from impl.nn import AttentionBlock, AttentionPool2d, CheckpointMismatchError, EncoderUNetModel
+from impl.nn import (
+    AttentionBlock,
+    AttentionPool2d,
+    CheckpointMismatchError,
+    EncoderUNetModel,
+    set_attention_backend,
+)
 from testing.assertions import assert_close
 from testing.tolerances import UNet, tolerance
 from tests.nn._functional_classifier import reference_classifier_forward
@@ -170,3 +176,8 @@ def test_attention_pool_follows_the_attention_backend() -> None:
     model = create_classifier(**SMALL, classifier_pool="attention", attention_backend="naive")
     pools = [m for m in model.modules() if isinstance(m, AttentionPool2d)]
     assert [p.attention_backend for p in pools] == ["naive"]
+    set_attention_backend(model, "sdpa")
+    switched = [
+        m.attention_backend for m in model.modules() if isinstance(m, (AttentionBlock, AttentionPool2d))
+    ]
+    assert len(switched) > 1 and set(switched) == {"sdpa"}
