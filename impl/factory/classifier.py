@@ -45,6 +45,7 @@ _CLASSIFIER_EXTENSIONS = (
     "channel_mult",
     "num_head_channels",
     "attention_backend",
+    "use_new_attention_order",
 )
 
 
@@ -77,6 +78,7 @@ def create_classifier(
     channel_mult: str | Sequence[float] = "",
     num_head_channels: int = CLASSIFIER_HEAD_CHANNELS,
     attention_backend: str = "sdpa",
+    use_new_attention_order: bool = False,
 ) -> EncoderUNetModel:
     """The noisy-image classifier for guided-diffusion's flags: ``model(x, t) -> (B, num_classes)``.
 
@@ -85,7 +87,10 @@ def create_classifier(
     ``classifier_pool`` the head (``adaptive``, ``attention``, ``spatial``, ``spatial_v2``).  The extensions
     ``in_channels`` (1 for grey digits), ``num_classes`` (1000), ``channel_mult`` (``""``: the table
     :data:`CLASSIFIER_CHANNEL_MULT`) and ``num_head_channels`` (64) change the layout; ``attention_backend``
-    does not.  ``classifier_use_fp16`` runs the trunk under float16 autocast on CUDA (float32 parameters).
+    does not, nor does ``use_new_attention_order`` (guided-diffusion's ``EncoderUNetModel`` flag, False
+    as in their ``create_classifier``: the q/k/v split of the attention blocks; the attention pool always
+    uses the new order).  ``classifier_use_fp16`` runs the trunk under float16 autocast on CUDA (float32
+    parameters).
     """
     if image_size < 1:
         raise ValueError(f"image_size must be a positive integer, got {image_size}")
@@ -122,6 +127,7 @@ def create_classifier(
         resblock_updown=classifier_resblock_updown,
         pool=classifier_pool,
         attention_backend=attention_backend,
+        use_new_attention_order=use_new_attention_order,
     )
 
 

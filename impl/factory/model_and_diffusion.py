@@ -1,8 +1,9 @@
 """The original's model_and_diffusion flags: their defaults, `create_model`, `create_model_and_diffusion`.
 
 ``model_and_diffusion_defaults()`` returns the original flags and defaults plus the extensions
-``in_channels``, ``channel_mult``, ``num_classes``, ``num_head_channels``, ``resblock_updown`` and
-``class_dropout_prob`` (classifier-free guidance: > 0 adds the learned null label, docs/guidance.md).
+``in_channels``, ``channel_mult``, ``num_classes``, ``num_head_channels``, ``resblock_updown``,
+``use_new_attention_order`` (guided-diffusion's q/k/v split, docs/unet.md) and ``class_dropout_prob``
+(classifier-free guidance: > 0 adds the learned null label, docs/guidance.md).
 ``load_checkpoint`` builds the U-Net a checkpoint needs (from these flags, or read off the weights) and
 loads it; the factory sits above `impl.nn` and `impl.diffusion`, which know nothing of it.
 """
@@ -61,6 +62,7 @@ _MODEL_FLAGS = (
     "num_classes",
     "num_head_channels",
     "resblock_updown",
+    "use_new_attention_order",
     "class_dropout_prob",
 )
 
@@ -93,6 +95,7 @@ def model_and_diffusion_defaults() -> dict[str, Any]:
         "num_classes": NUM_CLASSES,
         "num_head_channels": -1,
         "resblock_updown": False,
+        "use_new_attention_order": False,
         "predict_v": False,
         "loss_weighting": "none",
         "min_snr_gamma": 5.0,
@@ -220,12 +223,16 @@ def create_model(
     resblock_updown: bool = False,
     attention_backend: str = "sdpa",
     class_dropout_prob: float = 0.0,
+    use_new_attention_order: bool = False,
 ) -> UNetModel:
     """The U-Net for the original flags [SPEC §8].
 
     The output has ``in_channels`` channels, twice that with ``learn_sigma``.  With ``class_cond`` the model
     takes labels of ``num_classes`` classes (default 1000, as the original); with ``class_dropout_prob`` > 0
     also the learned null label ``num_classes`` (the label embedding gets ``num_classes + 1`` rows).
+    ``use_new_attention_order`` (guided-diffusion's flag) splits the attention ``qkv`` channels as
+    ``(q|k|v, heads, C/heads)`` instead of the legacy ``(heads, q|k|v, C/heads)``: same parameters,
+    another function.
     """
     if in_channels < 1:
         raise ValueError(f"in_channels must be a positive integer, got {in_channels}")
@@ -249,6 +256,7 @@ def create_model(
         num_head_channels=num_head_channels,
         resblock_updown=resblock_updown,
         attention_backend=attention_backend,
+        use_new_attention_order=use_new_attention_order,
     )
 
 
@@ -284,6 +292,7 @@ def create_model_and_diffusion(
     min_snr_gamma: float = 5.0,
     vlb_weight: float | str | None = None,
     class_dropout_prob: float = 0.0,
+    use_new_attention_order: bool = False,
 ) -> tuple[UNetModel, SpacedDiffusion]:
     """``(model, diffusion)`` for the original flags; call it as ``create_model_and_diffusion(**flags)``."""
     model = create_model(
@@ -305,6 +314,7 @@ def create_model_and_diffusion(
         resblock_updown=resblock_updown,
         attention_backend=attention_backend,
         class_dropout_prob=class_dropout_prob,
+        use_new_attention_order=use_new_attention_order,
     )
     diffusion = create_gaussian_diffusion(
         steps=diffusion_steps,
@@ -326,7 +336,15 @@ def create_model_and_diffusion(
 
 # Model flags that change no parameter: they may be given together with an architecture read off the weights.
 _RUNTIME_FLAGS = frozenset(
-    {"num_heads", "num_heads_upsample", "num_head_channels", "dropout", "use_checkpoint", "attention_backend"}
+    {
+        "num_heads",
+        "num_heads_upsample",
+        "num_head_channels",
+        "dropout",
+        "use_checkpoint",
+        "attention_backend",
+        "use_new_attention_order",
+    }
 )
 
 
@@ -345,8 +363,10 @@ def load_checkpoint(
       num_res_blocks=3, learn_sigma=True``; missing ones take :func:`model_and_diffusion_defaults`,
       diffusion flags are ignored): the model is ``create_model(**flags)``.
     - neither (or only flags that change no parameter: ``num_heads``, ``num_head_channels``,
-      ``num_heads_upsample``, ``dropout``, ``use_checkpoint``, ``attention_backend``): the architecture is
-      read off the checkpoint by :func:`impl.nn.infer_unet_config` (4 heads unless given).
+      ``num_heads_upsample``, ``dropout``, ``use_checkpoint``, ``attention_backend``,
+      ``use_new_attention_order``): the architecture is read off the checkpoint by
+      :func:`impl.nn.infer_unet_config` (4 heads and the legacy attention order unless given; neither is
+      stored in the weights).
 
     Loading is strict: any missing/unexpected key or shape mismatch raises
     :class:`impl.nn.CheckpointMismatchError` naming the flags that probably differ.  The model is returned

@@ -23,7 +23,13 @@ import torch
 from torch import nn
 from torch.nn import functional as nnf
 
-from impl.nn.attention import AttentionBlock, check_attention_backend
+from impl.nn.attention import (
+    AttentionBackend,
+    AttentionBlock,
+    check_attention_backend,
+    check_attention_order,
+    multi_head_attention,
+)
 from impl.nn.embedding import timestep_embedding
 from impl.nn.encoder import check_network_sizes, encoder_input_blocks
 from impl.nn.layers import conv_nd, normalization, zero_module
@@ -51,11 +57,19 @@ class AttentionPool2d(nn.Module):
     multi-head attention, ``c_proj`` (1×1) to ``out_channels``; the output is the mean token's.
 
     ``qkv_proj``'s ``3C`` output channels are laid out as ``(3, heads, C/heads)`` (q, k, v blocks first,
-    then heads), unlike :class:`AttentionBlock`'s ``(heads, 3, C/heads)``: this is the layout of the
-    released checkpoints.  ``positional_embedding`` is ``(C, HW + 1)`` for a fixed ``spatial_size``.
+    then heads: :func:`impl.nn.attention.new_order_heads`), unlike the legacy :class:`AttentionBlock`'s
+    ``(heads, 3, C/heads)``: this is the layout of the released checkpoints.  ``positional_embedding`` is
+    ``(C, HW + 1)`` for a fixed ``spatial_size``.  ``attention_backend`` is that of :class:`AttentionBlock`.
     """
 
-    def __init__(self, spatial_size: int, channels: int, head_channels: int, out_channels: int) -> None:
+    def __init__(
+        self,
+        spatial_size: int,
+        channels: int,
+        head_channels: int,
+        out_channels: int,
+        attention_backend: str = "sdpa",
+    ) -> None:
         super().__init__()
         if spatial_size < 1:
             raise ValueError(f"spatial_size must be a positive integer, got {spatial_size}")
@@ -65,6 +79,7 @@ class AttentionPool2d(nn.Module):
             )
         self.spatial_size = spatial_size
         self.num_heads = channels // head_channels
+        self.attention_backend: AttentionBackend = check_attention_backend(attention_backend)
         self.positional_embedding = nn.Parameter(torch.randn(channels, spatial_size**2 + 1) / channels**0.5)
         self.qkv_proj = nn.Conv1d(channels, 3 * channels, 1)
         self.c_proj = nn.Conv1d(channels, out_channels, 1)
@@ -79,12 +94,11 @@ class AttentionPool2d(nn.Module):
         flat = x.reshape(b, c, -1)
         tokens = torch.cat([flat.mean(dim=-1, keepdim=True), flat], dim=-1)
         tokens = tokens + self.positional_embedding.to(tokens.dtype)[None]
-        qkv = nnf.conv1d(tokens, self.qkv_proj.weight, self.qkv_proj.bias)
-        heads, length = self.num_heads, tokens.shape[-1]
-        q, k, v = (part.reshape(b, heads, c // heads, length).transpose(2, 3) for part in qkv.chunk(3, dim=1))
-        mixed = nnf.scaled_dot_product_attention(q, k, v)  # (B, heads, T, c); scale 1/√c
-        mixed = mixed.transpose(2, 3).reshape(b, c, length)
-        out = nnf.conv1d(mixed, self.c_proj.weight, self.c_proj.bias)
+        qkv = nnf.conv1d(tokens, self.qkv_proj.weight, self.qkv_proj.bias)  # (B, 3C, T)
+        mixed = multi_head_attention(
+            qkv.transpose(1, 2), self.num_heads, backend=self.attention_backend, use_new_attention_order=True
+        )  # (B, T, C)
+        out = nnf.conv1d(mixed.transpose(1, 2).contiguous(), self.c_proj.weight, self.c_proj.bias)
         return out[:, :, 0]
 
 
@@ -94,7 +108,8 @@ class EncoderUNetModel(nn.Module):
     Arguments mean what they mean for :class:`UNetModel` (``in_channels``, ``model_channels``,
     ``out_channels`` = the number of classes, ``num_res_blocks``, ``attention_resolutions`` as downsample
     factors, ``dropout``, ``channel_mult``, ``conv_resample``, ``use_checkpoint``, ``num_heads`` /
-    ``num_head_channels``, ``use_scale_shift_norm``, ``resblock_updown``, ``attention_backend``), plus:
+    ``num_head_channels``, ``use_scale_shift_norm``, ``resblock_updown``, ``attention_backend``,
+    ``use_new_attention_order``: the q/k/v order of the attention blocks, not of the pool), plus:
 
     - ``image_size``: the input's height and width (the attention pool's positional embedding is fixed
       to the lowest resolution ``image_size / 2^(levels−1)``);
@@ -122,6 +137,8 @@ class EncoderUNetModel(nn.Module):
         resblock_updown: bool = False,
         pool: str = "adaptive",
         attention_backend: str = "sdpa",
+        *,
+        use_new_attention_order: bool = False,
     ) -> None:
         super().__init__()
         check_network_sizes(
@@ -143,6 +160,7 @@ class EncoderUNetModel(nn.Module):
         if self.pool == "attention" and num_head_channels == -1:
             raise ValueError("pool 'attention' needs num_head_channels (the pool's width per head), got -1")
         backend = check_attention_backend(attention_backend)
+        new_order = check_attention_order(use_new_attention_order)
         self.image_size = image_size
         self.in_channels = in_channels
         self.model_channels = model_channels
@@ -150,6 +168,7 @@ class EncoderUNetModel(nn.Module):
         self.channel_mult = tuple(channel_mult)
         self.attention_resolutions = frozenset(int(r) for r in attention_resolutions)
         self.use_fp16 = use_fp16
+        self.use_new_attention_order = new_order
 
         emb_dim = model_channels * 4
         self.time_embed = nn.Sequential(
@@ -174,6 +193,7 @@ class EncoderUNetModel(nn.Module):
                 num_head_channels=num_head_channels,
                 use_checkpoint=use_checkpoint,
                 attention_backend=backend,
+                use_new_attention_order=new_order,
             )
 
         self.input_blocks, block_channels, ds = encoder_input_blocks(
@@ -193,9 +213,11 @@ class EncoderUNetModel(nn.Module):
         self.middle_block = TimestepEmbedSequential([res_block(ch, ch), attention(ch), res_block(ch, ch)])
         feature_size += ch
         self.feature_size = feature_size
-        self.out = self._head(ch, image_size // ds, num_head_channels)
+        self.out = self._head(ch, image_size // ds, num_head_channels, backend)
 
-    def _head(self, ch: int, final_size: int, num_head_channels: int) -> nn.Sequential:
+    def _head(
+        self, ch: int, final_size: int, num_head_channels: int, backend: AttentionBackend
+    ) -> nn.Sequential:
         if self.pool == "adaptive":
             return nn.Sequential(
                 normalization(ch),
@@ -208,7 +230,9 @@ class EncoderUNetModel(nn.Module):
             return nn.Sequential(
                 normalization(ch),
                 nn.SiLU(),
-                AttentionPool2d(final_size, ch, num_head_channels, self.out_channels),
+                AttentionPool2d(
+                    final_size, ch, num_head_channels, self.out_channels, attention_backend=backend
+                ),
             )
         if self.pool == "spatial":
             return nn.Sequential(

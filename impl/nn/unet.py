@@ -7,7 +7,13 @@ from collections.abc import Collection, Sequence
 import torch
 from torch import nn
 
-from impl.nn.attention import AttentionBackend, AttentionBlock, check_attention_backend
+from impl.nn.attention import (
+    AttentionBackend,
+    AttentionBlock,
+    check_attention_backend,
+    check_attention_order,
+)
+from impl.nn.classifier import AttentionPool2d
 from impl.nn.embedding import timestep_embedding
 from impl.nn.encoder import check_network_sizes, encoder_input_blocks
 from impl.nn.layers import Upsample, conv_nd, normalization, zero_module
@@ -31,7 +37,11 @@ class UNetModel(nn.Module):
     - later refinements: ``num_head_channels`` (fixed width per head instead of a head count; ``-1``: off)
       and ``resblock_updown`` (resample with residual blocks instead of ``Downsample``/``Upsample``);
     - ``attention_backend``: ``"sdpa"`` (fast, default) or ``"naive"`` (the original einsum); both compute
-      the same function and the choice is not stored in the state dict.
+      the same function and the choice is not stored in the state dict;
+    - ``use_new_attention_order`` (guided-diffusion's name): split every ``qkv`` projection as
+      ``(q|k|v, heads, C/heads)`` instead of the legacy ``(heads, q|k|v, C/heads)``
+      (``impl.nn.attention``); the parameters are the same, the function differs, so a checkpoint must be
+      run with the order it was trained with (the state dict does not record it).
 
     ``timesteps`` is a ``(B,)`` (or scalar) tensor of integer or float (rescaled) timesteps; ``y`` is a
     ``(B,)`` int64 tensor of labels when ``num_classes`` is set.  The output has the dtype of ``x``.
@@ -57,6 +67,7 @@ class UNetModel(nn.Module):
         num_head_channels: int = -1,
         resblock_updown: bool = False,
         attention_backend: str = "sdpa",
+        use_new_attention_order: bool = False,
     ) -> None:
         super().__init__()
         check_network_sizes(
@@ -73,6 +84,7 @@ class UNetModel(nn.Module):
         if num_heads_upsample == -1:
             num_heads_upsample = num_heads
         backend = check_attention_backend(attention_backend)
+        new_order = check_attention_order(use_new_attention_order)
 
         self.in_channels = in_channels
         self.model_channels = model_channels
@@ -90,6 +102,7 @@ class UNetModel(nn.Module):
         self.num_head_channels = num_head_channels
         self.use_scale_shift_norm = use_scale_shift_norm
         self.resblock_updown = resblock_updown
+        self.use_new_attention_order = new_order
 
         emb_dim = model_channels * 4
         self.time_embed = nn.Sequential(
@@ -119,6 +132,7 @@ class UNetModel(nn.Module):
                 num_head_channels=num_head_channels,
                 use_checkpoint=use_checkpoint,
                 attention_backend=backend,
+                use_new_attention_order=new_order,
             )
 
         self.input_blocks, skip_channels, ds = encoder_input_blocks(
@@ -237,10 +251,11 @@ class UNetModel(nn.Module):
 
 
 def set_attention_backend(model: nn.Module, backend: str) -> None:
-    """Switch every :class:`AttentionBlock` inside ``model`` to ``backend`` (``"sdpa"`` or ``"naive"``)."""
+    """Switch every :class:`AttentionBlock` (and a classifier's :class:`AttentionPool2d`) inside ``model``
+    to ``backend`` (``"sdpa"`` or ``"naive"``)."""
     checked = check_attention_backend(backend)
     for module in model.modules():
-        if isinstance(module, AttentionBlock):
+        if isinstance(module, (AttentionBlock, AttentionPool2d)):
             module.attention_backend = checked
 
 

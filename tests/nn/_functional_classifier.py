@@ -5,7 +5,7 @@ attention block, all written without ``impl.nn``) and adds what the classifier h
 blocks that downsample (``resblock_updown``: average pooling after the first norm/SiLU, on both branches),
 the four heads, and the attention pool done head by head with explicit channel slices of the
 ``(3, heads, c)`` layout (head h's q rows ``[hc, hc+c)``, k rows ``[C+hc, C+hc+c)``, v rows
-``[2C+hc, 2C+hc+c)``).
+``[2C+hc, 2C+hc+c)``: ``head_rows(..., new_order=True)``, whichever order the attention blocks use).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 import torch
 from torch.nn import functional as nnf
 
-from tests.nn._functional_reference import Params, _attention, _conv, _count, _norm, _res_block
+from tests.nn._functional_reference import Params, _attention, _conv, _count, _norm, _res_block, head_rows
 
 
 def _down_res_block(sd: Params, h: torch.Tensor, emb: torch.Tensor, prefix: str) -> torch.Tensor:
@@ -32,7 +32,7 @@ def _down_res_block(sd: Params, h: torch.Tensor, emb: torch.Tensor, prefix: str)
 
 
 def _block(
-    sd: Params, h: torch.Tensor, emb: torch.Tensor, prefix: str, heads: int, down: bool
+    sd: Params, h: torch.Tensor, emb: torch.Tensor, prefix: str, heads: int, down: bool, new_order: bool
 ) -> torch.Tensor:
     sub = 0
     while any(key.startswith(f"{prefix}.{sub}.") for key in sd):
@@ -40,7 +40,7 @@ def _block(
         if f"{p}.in_layers.0.weight" in sd:
             h = _down_res_block(sd, h, emb, p) if down else _res_block(sd, h, emb, p)
         elif f"{p}.qkv.weight" in sd:
-            h = _attention(sd, h, p, heads)
+            h = _attention(sd, h, p, heads, new_order)
         elif f"{p}.op.weight" in sd:
             h = _conv(sd, h, f"{p}.op", stride=2)
         else:
@@ -58,19 +58,27 @@ def _attention_pool(sd: Params, h: torch.Tensor, prefix: str, heads: int) -> tor
     c = ch // heads
     mixed = torch.zeros_like(tokens)
     for head in range(heads):
-        lo = head * c
-        q, k, v = qkv[:, lo : lo + c], qkv[:, ch + lo : ch + lo + c], qkv[:, 2 * ch + lo : 2 * ch + lo + c]
+        q_rows, k_rows, v_rows = head_rows(head, c, ch, new_order=True)
+        q, k, v = qkv[:, q_rows], qkv[:, k_rows], qkv[:, v_rows]
         weights = torch.softmax(torch.einsum("bct,bcs->bts", q, k) / math.sqrt(c), dim=-1)
-        mixed[:, lo : lo + c] = torch.einsum("bts,bcs->bct", weights, v)
+        mixed[:, q_rows] = torch.einsum("bts,bcs->bct", weights, v)
     first = mixed[:, :, 0]  # only the mean token's output is kept
     return first @ sd[f"{prefix}.c_proj.weight"][:, :, 0].T + sd[f"{prefix}.c_proj.bias"]
 
 
 def reference_classifier_forward(
-    sd: Params, x: torch.Tensor, t: torch.Tensor, *, pool: str, heads: int, down_blocks: frozenset[int]
+    sd: Params,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    *,
+    pool: str,
+    heads: int,
+    down_blocks: frozenset[int],
+    new_order: bool = False,
 ) -> torch.Tensor:
     """Embed t (cos first), input blocks (``down_blocks``: indices that are downsampling res blocks),
-    middle block, then the head ``pool``; ``heads`` for every attention block and the attention pool."""
+    middle block, then the head ``pool``; ``heads`` for every attention block and the attention pool;
+    ``new_order``: the attention blocks' qkv order (the pool's is always the new one)."""
     d = sd["time_embed.0.weight"].shape[1]
     half = d // 2
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / half)
@@ -81,9 +89,9 @@ def reference_classifier_forward(
     h = _conv(sd, x, "input_blocks.0.0")
     means = [h.mean(dim=(2, 3))]
     for i in range(1, _count(sd, "input_blocks")):
-        h = _block(sd, h, emb, f"input_blocks.{i}", heads, down=i in down_blocks)
+        h = _block(sd, h, emb, f"input_blocks.{i}", heads, down=i in down_blocks, new_order=new_order)
         means.append(h.mean(dim=(2, 3)))
-    h = _block(sd, h, emb, "middle_block", heads, down=False)
+    h = _block(sd, h, emb, "middle_block", heads, down=False, new_order=new_order)
     means.append(h.mean(dim=(2, 3)))
     if pool == "adaptive":
         pooled = nnf.silu(_norm(sd, h, "out.0")).mean(dim=(2, 3))

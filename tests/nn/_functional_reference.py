@@ -1,9 +1,14 @@
 """An independent float64 U-Net forward written from SPEC §8 with plain functional ops on the state dict.
 
 It walks the parameter names (``input_blocks.N.M.*``, ``middle_block``, ``output_blocks``, ``out``), does
-attention head by head with explicit channel slices (head h owns qkv rows ``[3hc, 3hc+c)`` = q,
-``[3hc+c, 3hc+2c)`` = k, ``[3hc+2c, 3hc+3c)`` = v), and shares no code with ``impl.nn``.  It covers the
-original layout (conv resampling, no ``resblock_updown``), 2-d data, eval mode (no dropout).
+attention head by head with explicit channel slices, and shares no code with ``impl.nn``.  The qkv rows
+of head h (width c = C/heads) in the two orders:
+
+- legacy ``(heads, q|k|v, c)``: q ``[3hc, 3hc+c)``, k ``[3hc+c, 3hc+2c)``, v ``[3hc+2c, 3hc+3c)``;
+- new (guided-diffusion's ``use_new_attention_order``) ``(q|k|v, heads, c)``: q ``[hc, hc+c)``,
+  k ``[C+hc, C+hc+c)``, v ``[2C+hc, 2C+hc+c)``.
+
+It covers the original layout (conv resampling, no ``resblock_updown``), 2-d data, eval mode (no dropout).
 """
 
 from __future__ import annotations
@@ -40,7 +45,17 @@ def _res_block(sd: Params, h: torch.Tensor, emb: torch.Tensor, prefix: str) -> t
     return skip + a
 
 
-def _attention(sd: Params, h: torch.Tensor, prefix: str, heads: int) -> torch.Tensor:
+def head_rows(head: int, c: int, width: int, *, new_order: bool) -> tuple[slice, slice, slice]:
+    """The qkv rows of ``head``'s q, k and v (``c`` channels per head, ``width`` C channels in all)."""
+    if new_order:
+        starts = (head * c, width + head * c, 2 * width + head * c)
+    else:
+        starts = (3 * c * head, 3 * c * head + c, 3 * c * head + 2 * c)
+    q, k, v = (slice(start, start + c) for start in starts)
+    return q, k, v
+
+
+def _attention(sd: Params, h: torch.Tensor, prefix: str, heads: int, new_order: bool = False) -> torch.Tensor:
     b, ch, height, width = h.shape
     n = _norm(sd, h, f"{prefix}.norm").reshape(b, ch, height * width)
     qkv = (
@@ -50,12 +65,8 @@ def _attention(sd: Params, h: torch.Tensor, prefix: str, heads: int) -> torch.Te
     c = ch // heads
     mixed = torch.zeros_like(n)
     for head in range(heads):
-        base = 3 * c * head
-        q, k, v = (
-            qkv[:, base : base + c],
-            qkv[:, base + c : base + 2 * c],
-            qkv[:, base + 2 * c : base + 3 * c],
-        )
+        q_rows, k_rows, v_rows = head_rows(head, c, ch, new_order=new_order)
+        q, k, v = qkv[:, q_rows], qkv[:, k_rows], qkv[:, v_rows]
         weights = torch.softmax(torch.einsum("bct,bcs->bts", q, k) / math.sqrt(c), dim=-1)
         mixed[:, head * c : (head + 1) * c] = torch.einsum("bts,bcs->bct", weights, v)
     proj = torch.einsum("oc,bct->bot", sd[f"{prefix}.proj_out.weight"][:, :, 0], mixed)
@@ -63,14 +74,16 @@ def _attention(sd: Params, h: torch.Tensor, prefix: str, heads: int) -> torch.Te
     return h + proj.reshape(b, ch, height, width)
 
 
-def _block(sd: Params, h: torch.Tensor, emb: torch.Tensor, prefix: str, heads: int) -> torch.Tensor:
+def _block(
+    sd: Params, h: torch.Tensor, emb: torch.Tensor, prefix: str, heads: int, new_order: bool
+) -> torch.Tensor:
     sub = 0
     while any(key.startswith(f"{prefix}.{sub}.") for key in sd):
         p = f"{prefix}.{sub}"
         if f"{p}.in_layers.0.weight" in sd:
             h = _res_block(sd, h, emb, p)
         elif f"{p}.qkv.weight" in sd:
-            h = _attention(sd, h, p, heads)
+            h = _attention(sd, h, p, heads, new_order)
         elif f"{p}.op.weight" in sd:
             h = _conv(sd, h, f"{p}.op", stride=2)
         elif f"{p}.conv.weight" in sd:
@@ -86,9 +99,17 @@ def _count(sd: Params, name: str) -> int:
 
 
 def reference_unet_forward(
-    sd: Params, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, *, heads: int, heads_upsample: int
+    sd: Params,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    y: torch.Tensor | None,
+    *,
+    heads: int,
+    heads_upsample: int,
+    new_order: bool = False,
 ) -> torch.Tensor:
-    """SPEC §8 forward: embed t (cos first) [+ label], input blocks, middle, output blocks with skips, out."""
+    """SPEC §8 forward: embed t (cos first) [+ label], input blocks, middle, output blocks with skips, out;
+    ``new_order``: every attention block splits its qkv rows in the new order (module docstring)."""
     d = sd["time_embed.0.weight"].shape[1]
     half = d // 2
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / half)
@@ -102,9 +123,10 @@ def reference_unet_forward(
     h = _conv(sd, x, "input_blocks.0.0")
     skips.append(h)
     for i in range(1, _count(sd, "input_blocks")):
-        h = _block(sd, h, emb, f"input_blocks.{i}", heads)
+        h = _block(sd, h, emb, f"input_blocks.{i}", heads, new_order)
         skips.append(h)
-    h = _block(sd, h, emb, "middle_block", heads)
+    h = _block(sd, h, emb, "middle_block", heads, new_order)
     for i in range(_count(sd, "output_blocks")):
-        h = _block(sd, torch.cat([h, skips.pop()], dim=1), emb, f"output_blocks.{i}", heads_upsample)
+        skip = torch.cat([h, skips.pop()], dim=1)
+        h = _block(sd, skip, emb, f"output_blocks.{i}", heads_upsample, new_order)
     return _conv(sd, nnf.silu(_norm(sd, h, "out.0")), "out.2")

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from impl.factory import create_classifier, load_classifier
-from impl.nn import CheckpointMismatchError, EncoderUNetModel
+from impl.nn import (
+    AttentionBlock,
+    AttentionPool2d,
+    CheckpointMismatchError,
+    EncoderUNetModel,
+    set_attention_backend,
+)
 from testing.assertions import assert_close
 from testing.tolerances import UNet, tolerance
 from tests.nn._functional_classifier import reference_classifier_forward
@@ -60,6 +66,35 @@ def test_logits_equal_independent_float64_forward(pool: str, updown: bool, scale
             assert_close(actual, expected, tol=tolerance(UNet.CLASSIFIER_FORWARD_FLOAT64), label=backend)
     assert expected.abs().max() > 0.1  # not a comparison of two near-zero tensors
     assert (expected[0] - expected[1]).abs().max() > 1e-3  # the two samples' logits differ
+
+
+@pytest.mark.parametrize("pool", ["attention", "adaptive"])
+def test_new_attention_order_logits_equal_independent_float64_forward(pool: str) -> None:
+    """create_classifier(use_new_attention_order=True): the attention blocks split qkv as (q|k|v, heads, c)
+    (guided-diffusion's EncoderUNetModel flag; the pool's split is that order either way)."""
+    model = create_classifier(**SMALL, classifier_pool=pool, use_new_attention_order=True).double().eval()
+    randomize_all_parameters(model, seed=9, std=0.1)
+    blocks = [m for m in model.modules() if isinstance(m, AttentionBlock)]
+    assert blocks and all(b.use_new_attention_order and b.num_heads == 2 for b in blocks)
+    x, t = inputs(batch=2, size=(8, 8), dtype=torch.float64)
+    sd = {k: v.detach() for k, v in model.state_dict().items()}
+    down_blocks = frozenset({2})  # classifier_resblock_updown defaults to True
+    with torch.no_grad():
+        expected = reference_classifier_forward(
+            sd, x, t, pool=pool, heads=2, down_blocks=down_blocks, new_order=True
+        )
+        legacy = reference_classifier_forward(sd, x, t, pool=pool, heads=2, down_blocks=down_blocks)
+        for backend in ("naive", "sdpa"):
+            for module in model.modules():
+                if hasattr(module, "attention_backend"):
+                    module.attention_backend = backend
+            actual = model(x, t)
+            assert_close(actual, expected, tol=tolerance(UNet.CLASSIFIER_FORWARD_FLOAT64), label=backend)
+    assert expected.abs().max() > 0.1
+    assert (expected - legacy).abs().max() > 1e-3  # the order changes the logits on the same weights
+    plain = create_classifier(**SMALL, classifier_pool=pool)
+    assert [(k, v.shape) for k, v in plain.state_dict().items()] == [(k, v.shape) for k, v in sd.items()]
+    assert not any(m.use_new_attention_order for m in plain.modules() if isinstance(m, AttentionBlock))
 
 
 def test_logits_depend_on_timestep_and_samples_are_independent() -> None:
@@ -135,3 +170,14 @@ def test_fp16_flag_runs_the_trunk_in_float16_on_cuda() -> None:
     assert seen == [torch.float16]
     assert actual.dtype == torch.float32
     assert_close(actual, expected, tol=tolerance(UNet.CLASSIFIER_AUTOCAST_FLOAT16))
+
+
+def test_attention_pool_follows_the_attention_backend() -> None:
+    model = create_classifier(**SMALL, classifier_pool="attention", attention_backend="naive")
+    pools = [m for m in model.modules() if isinstance(m, AttentionPool2d)]
+    assert [p.attention_backend for p in pools] == ["naive"]
+    set_attention_backend(model, "sdpa")
+    switched = [
+        m.attention_backend for m in model.modules() if isinstance(m, (AttentionBlock, AttentionPool2d))
+    ]
+    assert len(switched) > 1 and set(switched) == {"sdpa"}

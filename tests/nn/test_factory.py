@@ -10,6 +10,7 @@ import torch
 from impl.factory import (
     add_dict_to_argparser,
     args_to_dict,
+    build_model_and_diffusion,
     create_model,
     create_model_and_diffusion,
     model_and_diffusion_defaults,
@@ -17,7 +18,9 @@ from impl.factory import (
     parse_attention_resolutions,
     parse_channel_mult,
     str2bool,
+    train_model_defaults,
 )
+from impl.nn import AttentionBlock
 
 ORIGINAL_DEFAULTS = {
     "image_size": 64,
@@ -52,6 +55,8 @@ def test_defaults_are_the_original_flags_plus_documented_extensions() -> None:
         "num_classes",
         "num_head_channels",
         "resblock_updown",
+        # guided-diffusion's q/k/v split of attention (docs/unet.md): False keeps the original function
+        "use_new_attention_order",
         # the objective options of docs/diffusion.md ("Objective options"): their defaults keep the original
         "predict_v",
         "loss_weighting",
@@ -61,6 +66,7 @@ def test_defaults_are_the_original_flags_plus_documented_extensions() -> None:
         "class_dropout_prob",
     }
     assert defaults["class_dropout_prob"] == 0.0
+    assert defaults["use_new_attention_order"] is False
     assert (defaults["predict_v"], defaults["loss_weighting"], defaults["vlb_weight"]) == (False, "none", "")
     assert set(model_flag_names()) <= set(defaults)
     defaults["image_size"] = 1
@@ -150,3 +156,41 @@ def test_argparser_round_trip_uses_str2bool_for_booleans() -> None:
 )
 def test_str2bool(text: str, value: bool) -> None:
     assert str2bool(text) is value
+
+
+def _attention_orders(model: torch.nn.Module) -> set[bool]:
+    return {m.use_new_attention_order for m in model.modules() if isinstance(m, AttentionBlock)}
+
+
+def test_use_new_attention_order_reaches_every_attention_block() -> None:
+    flags = {**model_and_diffusion_defaults(), "image_size": 8, "num_channels": 32, "channel_mult": "1,2"}
+    flags.update(attention_resolutions="4", num_res_blocks=1, num_heads=2)
+    assert "use_new_attention_order" in model_flag_names()
+    with torch.device("meta"):
+        assert _attention_orders(create_model_and_diffusion(**flags)[0]) == {False}
+        new_flags = {**flags, "use_new_attention_order": True}
+        assert _attention_orders(create_model_and_diffusion(**new_flags)[0]) == {True}
+        model_flags = {k: new_flags[k] for k in model_flag_names()}
+        assert _attention_orders(create_model(**model_flags)) == {True}
+        # the original positional signature is unchanged: image_size, num_channels, num_res_blocks, ...
+        positional = create_model(8, 32, 1, True, False, False, "4", 2, -1, True, 0.0, channel_mult="1,2")
+        assert _attention_orders(positional) == {False}
+        assert positional.out_channels == 6
+
+
+def test_a_run_config_recorded_before_the_flag_builds_the_legacy_order() -> None:
+    """A run's model_flags without use_new_attention_order (older runs) rebuild the order they trained."""
+    flags = {**train_model_defaults(), "in_channels": 1, "num_classes": 10}
+    del flags["use_new_attention_order"]
+    with torch.device("meta"):
+        model, _ = build_model_and_diffusion(flags)
+        assert _attention_orders(model) == {False}
+        model, _ = build_model_and_diffusion({**flags, "use_new_attention_order": True})
+        assert _attention_orders(model) == {True}
+
+
+def test_argparser_takes_use_new_attention_order() -> None:
+    parser = argparse.ArgumentParser()
+    add_dict_to_argparser(parser, model_and_diffusion_defaults())
+    assert parser.parse_args([]).use_new_attention_order is False
+    assert parser.parse_args(["--use_new_attention_order", "True"]).use_new_attention_order is True

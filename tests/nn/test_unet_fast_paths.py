@@ -12,6 +12,7 @@ import torch
 from torch.nn import functional as nnf
 
 from impl.nn import AttentionBlock, GroupNorm32, UNetModel, naive_attention, sdpa_attention
+from impl.runtime.backend_flags import backend_flags_scope
 from testing.assertions import assert_close
 from testing.tolerances import UNet, tolerance
 from tests.nn._helpers import inputs, perturb_zero_parameters, randomize_all_parameters, tiny_unet
@@ -197,8 +198,11 @@ def test_inductor_fullgraph_equals_eager() -> None:
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_cuda_autocast_channels_last_sdpa_without_host_syncs(dtype: torch.dtype) -> None:
-    model = _model().cuda()
+@pytest.mark.parametrize("use_new_attention_order", [False, True])
+def test_cuda_autocast_channels_last_sdpa_without_host_syncs(
+    dtype: torch.dtype, use_new_attention_order: bool
+) -> None:
+    model = _model(use_new_attention_order=use_new_attention_order).cuda()
     x, t, y = (v.cuda() for v in _batch())
     with torch.no_grad():
         reference = model(x, t, y)
@@ -213,3 +217,19 @@ def test_cuda_autocast_channels_last_sdpa_without_host_syncs(dtype: torch.dtype)
             torch.cuda.set_sync_debug_mode("default")
     assert mixed.dtype == torch.float32
     assert_close(mixed, reference, tol=AUTOCAST)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_sdpa_new_attention_order_equals_cpu_einsum() -> None:
+    """The new order's strided q/k/v views through CUDA's SDPA kernels compute the CPU einsum's function
+    (TF32 off: float32 convolutions and matmuls on both sides)."""
+    model = _model(use_new_attention_order=True, attention_backend="naive")
+    x, t, y = _batch()
+    device = torch.device("cuda")
+    with torch.no_grad(), backend_flags_scope(device, allow_tf32=False, cudnn_benchmark=False):
+        expected = model(x, t, y)
+        cuda_model = copy.deepcopy(model).to(device)
+        cuda_model.attention_backend = "sdpa"
+        actual = cuda_model(x.to(device), t.to(device), y.to(device)).cpu()
+    assert_close(actual, expected, tol=REASSOCIATION)
