@@ -13,7 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from impl.factory import build_diffusion, build_model_and_diffusion
+from impl.factory import build_diffusion, build_model_and_diffusion, model_and_diffusion_defaults
 from impl.train.checkpoint import (
     STATE_FILENAME,
     check_run_kind,
@@ -66,10 +66,12 @@ def load_for_inference(
             rates = [float(r) for r in meta["ema_rates"]]
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(f"{str(ckpt_dir / STATE_FILENAME)!r} lacks model_flags/ema_rates") from None
+        # A flag the run does not record (it predates the flag) was built with the flag's default.
+        recorded = {**model_and_diffusion_defaults(), **flags}
         for name in sorted(explicit_model - INFERENCE_OVERRIDABLE):
-            if name in flags and cli_flags[name] != flags[name]:
+            if name in recorded and cli_flags[name] != recorded[name]:
                 raise CheckpointError(
-                    f"--{name}={cli_flags[name]!r} does not match the checkpoint's {flags[name]!r} "
+                    f"--{name}={cli_flags[name]!r} does not match the checkpoint's {recorded[name]!r} "
                     "(model and diffusion flags come from the run; drop the flag)"
                 )
         flags.update({k: cli_flags[k] for k in explicit_model & INFERENCE_OVERRIDABLE})

@@ -13,7 +13,12 @@ from typing import Any
 import torch
 
 from impl.atomic import write_json
-from impl.factory import build_diffusion, build_model_and_diffusion, resolve_data_flags
+from impl.factory import (
+    build_diffusion,
+    build_model_and_diffusion,
+    model_and_diffusion_defaults,
+    resolve_data_flags,
+)
 from impl.runtime.seeding import STREAM_INIT, derive_seed
 from impl.train.batches import BatchSource, InMemoryData
 from impl.train.checkpoint import (
@@ -93,8 +98,11 @@ def merge_resumed_config(
                 f"configuration (changeable: {', '.join(sorted(overridable))})"
             )
         changes[name] = new
+    # A flag the saved run does not record (it predates the flag) was built with the flag's default.
+    defaults = model_and_diffusion_defaults()
     for name in sorted(explicit_model):
-        new, old = requested.model_flags.get(name), saved.model_flags.get(name)
+        new = requested.model_flags.get(name)
+        old = saved.model_flags.get(name, defaults.get(name))
         if new != old:
             raise TrainError(f"--{name}={new!r} differs from the resumed run's {old!r}")
     return replace(saved, **changes)
