@@ -76,11 +76,15 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         if target.exists() and not args.overwrite:
             flag = "--output" if target == npz else "--grid"
             raise ValueError(f"{flag}: {str(target)!r} exists; pass --overwrite to replace it")
-    num_steps = loop_step_count(
-        loaded.diffusion.num_timesteps,
-        strength=edit.strength if edit is not None else None,
-        jump_length=edit.jump_length if edit is not None else 1,
-        resample_jumps=edit.resample_jumps if edit is not None else 1,
+    num_steps = (  # the reverse steps each batch's loop runs: the strips' columns
+        loaded.diffusion.num_timesteps
+        if edit is None
+        else loop_step_count(
+            loaded.diffusion.num_timesteps,
+            strength=edit.strength,
+            jump_length=edit.jump_length,
+            resample_jumps=edit.resample_jumps,
+        )
     )
     trajectory_writer = plan_pictures(
         grid_scale=args.grid_scale,

@@ -132,6 +132,7 @@ class TrajectoryWriter:
 
     def _write(self, index: int, samples: NDArray[np.uint8], pred_xstart: NDArray[np.uint8]) -> None:
         if self._staging is None:
+            self.folder.parent.mkdir(parents=True, exist_ok=True)  # a run's samples/ on its first sampling
             staging = temporary_name(self.folder)
             staging.mkdir()
             self._staging = staging

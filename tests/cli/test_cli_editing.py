@@ -218,7 +218,11 @@ def test_default_names_mark_the_edit(
     mask = str(_left_half(tmp_path / "m.npz", (8, 8)))
     base = ["sample", "--checkpoint", str(run), "--progress", "False", "--timestep_respacing", "5"]
     init = ["--init_images", str(path)]
-    cases = [
+    cases = [  # the first also creates run/samples/ (the trajectory's staging folder lives there)
+        (
+            [*init, "--strength", "0.5", "--use_ddim", "True", "--save_trajectory", "2"],
+            "samples_3x8x8x1_5_ddim_img2img0.5",
+        ),
         (["--num_samples", "3"], "samples_3x8x8x1_5"),
         ([*init, "--strength", "0.5"], "samples_3x8x8x1_5_img2img0.5"),
         ([*init, "--strength", "0.6"], "samples_3x8x8x1_5_img2img0.6"),
@@ -229,7 +233,6 @@ def test_default_names_mark_the_edit(
             [*init, "--mask", mask, "--resample_jumps", "2", "--jump_length", "2"],
             "samples_3x8x8x1_5_inpaint_jumps2x2",
         ),
-        ([*init, "--strength", "0.5", "--use_ddim", "True"], "samples_3x8x8x1_5_ddim_img2img0.5"),
     ]
     for flags, stem in cases:
         capsys.readouterr()
@@ -237,4 +240,7 @@ def test_default_names_mark_the_edit(
         report = json.loads(capsys.readouterr().out)
         assert report["samples"] == str(run / "samples" / f"{stem}.npz")
     expected = sorted(f"{stem}{ext}" for _, stem in cases for ext in (".npz", ".png"))
+    expected = sorted([*expected, "samples_3x8x8x1_5_ddim_img2img0.5_trajectory"])
     assert sorted(p.name for p in (run / "samples").iterdir()) == expected  # every run its own files
+    strips = run / "samples" / "samples_3x8x8x1_5_ddim_img2img0.5_trajectory"
+    assert sorted(p.name for p in strips.iterdir()) == [f"sample_{i:05d}.png" for i in range(3)]
