@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from impl.commands import common
+
+if TYPE_CHECKING:
+    from impl.commands.editing import EditInputs
+
+#: The PNG grid shows the first this many samples.
+GRID_IMAGES = 256
 
 
 def run(args: argparse.Namespace, explicit: set[str]) -> int:
@@ -14,7 +21,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     from impl.commands.editing import read_edit_inputs
     from impl.commands.generation import generate_samples
     from impl.commands.guidance_free import guidance_scale_for
-    from impl.commands.trajectory import plan_pictures
+    from impl.commands.trajectory import loop_step_count, plan_pictures
     from impl.data import save_image_grid, save_npz_atomic
     from impl.diffusion.steps import check_eta, check_temperature
     from impl.runtime.compile import SAMPLING_COMPILE_BACKENDS
@@ -56,6 +63,7 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     guidance_scale = guidance_scale_for(args.guidance_scale, flags, args.checkpoint)
     suffix = f"_{flags['timestep_respacing']}" if flags.get("timestep_respacing") else ""
     suffix += "_ddim" if args.use_ddim and "ddim" not in suffix else ""
+    suffix += edit_suffix(edit) if edit is not None else ""
     suffix += f"_classifier{args.classifier_scale:g}" if guidance is not None else ""
     suffix += f"_guidance{guidance_scale:g}" if guidance_scale is not None else ""
     default_dir = loaded.run_dir / "samples" if loaded.run_dir is not None else Path.cwd()
@@ -68,47 +76,74 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
         if target.exists() and not args.overwrite:
             flag = "--output" if target == npz else "--grid"
             raise ValueError(f"{flag}: {str(target)!r} exists; pass --overwrite to replace it")
+    num_steps = (  # the reverse steps each batch's loop runs: the strips' columns
+        loaded.diffusion.num_timesteps
+        if edit is None
+        else loop_step_count(
+            loaded.diffusion.num_timesteps,
+            strength=edit.strength,
+            jump_length=edit.jump_length,
+            resample_jumps=edit.resample_jumps,
+        )
+    )
     trajectory_writer = plan_pictures(
         grid_scale=args.grid_scale,
         save_trajectory=args.save_trajectory,
         npz=npz,
         image_hw=(size, size),
-        grid_images=min(args.num_samples, 256),
-        num_steps=loaded.diffusion.num_timesteps,
+        grid_images=min(num_samples, GRID_IMAGES),
+        num_steps=num_steps,
         overwrite=args.overwrite,
     )
-    with common.backend_flags(args, device):
-        images, labels = generate_samples(
-            loaded.model,
-            loaded.diffusion,
-            num_samples=num_samples,
-            batch_size=args.batch_size,
-            shape=(channels, size, size),
-            use_ddim=args.use_ddim,
-            eta=args.eta,
-            temperature=args.temperature,
-            init_temperature=args.init_temperature,
-            clip_denoised=args.clip_denoised,
-            num_classes=num_classes,
-            class_label=args.class_label,
-            seed=args.seed,
-            device=device,
-            progress=args.progress,
-            precision=args.precision,
-            channels_last=args.channels_last,
-            compile=args.compile,
-            compile_backend=args.compile_backend,
-            observer=trajectory_writer,
-            edit=edit,
-            cond_fn=guidance.cond_fn if guidance else None,
-            guidance_classes=guidance.num_classes if guidance else None,
-            guidance_scale=guidance_scale,
-        )
-    npz.parent.mkdir(parents=True, exist_ok=True)
-    save_npz_atomic(npz, images, labels)
-    save_image_grid(grid, images[:256], scale=args.grid_scale)
-    report = {"samples": str(npz), "grid": str(grid), "shape": list(images.shape)}
-    if trajectory_writer is not None:
-        report["trajectory"] = str(trajectory_writer.folder)
+    try:
+        with common.backend_flags(args, device):
+            images, labels = generate_samples(
+                loaded.model,
+                loaded.diffusion,
+                num_samples=num_samples,
+                batch_size=args.batch_size,
+                shape=(channels, size, size),
+                use_ddim=args.use_ddim,
+                eta=args.eta,
+                temperature=args.temperature,
+                init_temperature=args.init_temperature,
+                clip_denoised=args.clip_denoised,
+                num_classes=num_classes,
+                class_label=args.class_label,
+                seed=args.seed,
+                device=device,
+                progress=args.progress,
+                precision=args.precision,
+                channels_last=args.channels_last,
+                compile=args.compile,
+                compile_backend=args.compile_backend,
+                observer=trajectory_writer,
+                edit=edit,
+                cond_fn=guidance.cond_fn if guidance else None,
+                guidance_classes=guidance.num_classes if guidance else None,
+                guidance_scale=guidance_scale,
+            )
+        npz.parent.mkdir(parents=True, exist_ok=True)
+        save_npz_atomic(npz, images, labels)
+        save_image_grid(grid, images[:GRID_IMAGES], scale=args.grid_scale, name="--grid_scale")
+        report: dict[str, Any] = {"samples": str(npz), "grid": str(grid), "shape": list(images.shape)}
+        if trajectory_writer is not None:
+            report["trajectory"] = str(trajectory_writer.finish(images))
+    except BaseException:
+        if trajectory_writer is not None:
+            trajectory_writer.discard()  # no hidden staging folder is left behind
+        raise
     print(json.dumps(report))
     return 0
+
+
+def edit_suffix(edit: EditInputs) -> str:
+    """The default file name's mark of an edit: ``_img2img<s>`` (img2img at strength s), ``_inpaint``
+    (a mask; ``_inpaint_img2img<s>`` when s < 1) and ``_jumps<r>x<j>`` (RePaint's resampling, r > 1)."""
+    if edit.keep is None:
+        suffix = f"_img2img{edit.strength:g}"
+    else:
+        suffix = "_inpaint" + (f"_img2img{edit.strength:g}" if edit.strength != 1.0 else "")
+    if edit.resample_jumps > 1:
+        suffix += f"_jumps{edit.resample_jumps}x{edit.jump_length}"
+    return suffix

@@ -163,10 +163,12 @@ def save_image_grid(
     *,
     padding: int = 2,
     scale: int = 1,
+    name: str = "scale",
 ) -> None:
     """Save ``image_grid(images_uint8_nhwc, nrow, padding=padding)`` as a PNG at ``path`` atomically,
-    enlarged by :func:`resolve_scale` (``scale`` 1, the default: as it is; 0: the auto rule)."""
+    enlarged by :func:`resolve_scale` (``scale`` 1, the default: as it is; 0: the auto rule); a refused
+    ``scale`` is reported as ``name`` (a command passes its flag, e.g. ``"--grid_scale"``)."""
     grid = image_grid(images_uint8_nhwc, nrow, padding=padding)
     tile = (int(images_uint8_nhwc.shape[1]), int(images_uint8_nhwc.shape[2]))
-    factor = resolve_scale(scale, tile, (grid.shape[0], grid.shape[1]))
+    factor = resolve_scale(scale, tile, (grid.shape[0], grid.shape[1]), name=name)
     save_png(path, enlarge_nearest(grid, factor))

@@ -103,6 +103,11 @@ class TrajectoryRecorder:
         self._next = 0
         self._latest: tuple[int, torch.Tensor, torch.Tensor] | None = None
 
+    @property
+    def steps_seen(self) -> int:
+        """How many steps ``observe`` has seen (0: the loop ran no step, e.g. an edit at strength 0)."""
+        return self._next
+
     def observe(self, step_index: int, out: StepDict) -> None:
         if step_index != self._next:
             raise ValueError(f"step_index must be {self._next} (steps in order from 0), got {step_index}")
@@ -122,7 +127,8 @@ class TrajectoryRecorder:
         self._pred_xstart.append(to_uint8_nhwc(pred_xstart))
 
     def finish(self) -> Trajectory:
-        """The recorded steps (the last step included); raises ValueError if no step was observed."""
+        """The recorded steps (the last step included); raises ValueError if no step was observed
+        (check :attr:`steps_seen` first where a loop may run none)."""
         if self._latest is not None:
             self._record(*self._latest)
             self._latest = None

@@ -203,3 +203,44 @@ def test_class_conditional_edits_take_the_labels_of_arr_1(
     assert main([*argv, "--init_images", str(tmp_path / "bad.npz"), "--strength", "0.4"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--init_images" in err and "[0, 10)" in err
+
+
+def test_default_names_mark_the_edit(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An edit's default file name does not collide with plain sampling's, nor with another strength's,
+    nor inpainting's: ``_img2img<s>``, ``_inpaint``, ``_jumps<r>x<j>`` (after the respacing)."""
+    import json
+    import shutil
+
+    run = shutil.copytree(run_dir, tmp_path / "run")  # the default names land in run/samples/
+    path, _ = _init(tmp_path)
+    mask = str(_left_half(tmp_path / "m.npz", (8, 8)))
+    base = ["sample", "--checkpoint", str(run), "--progress", "False", "--timestep_respacing", "5"]
+    init = ["--init_images", str(path)]
+    cases = [  # the first also creates run/samples/ (the trajectory's staging folder lives there)
+        (
+            [*init, "--strength", "0.5", "--use_ddim", "True", "--save_trajectory", "2"],
+            "samples_3x8x8x1_5_ddim_img2img0.5",
+        ),
+        (["--num_samples", "3"], "samples_3x8x8x1_5"),
+        ([*init, "--strength", "0.5"], "samples_3x8x8x1_5_img2img0.5"),
+        ([*init, "--strength", "0.6"], "samples_3x8x8x1_5_img2img0.6"),
+        ([*init, "--strength", "1"], "samples_3x8x8x1_5_img2img1"),
+        ([*init, "--mask", mask], "samples_3x8x8x1_5_inpaint"),
+        ([*init, "--mask", mask, "--strength", "0.6"], "samples_3x8x8x1_5_inpaint_img2img0.6"),
+        (
+            [*init, "--mask", mask, "--resample_jumps", "2", "--jump_length", "2"],
+            "samples_3x8x8x1_5_inpaint_jumps2x2",
+        ),
+    ]
+    for flags, stem in cases:
+        capsys.readouterr()
+        assert main([*base, *flags]) == 0, capsys.readouterr().err
+        report = json.loads(capsys.readouterr().out)
+        assert report["samples"] == str(run / "samples" / f"{stem}.npz")
+    expected = sorted(f"{stem}{ext}" for _, stem in cases for ext in (".npz", ".png"))
+    expected = sorted([*expected, "samples_3x8x8x1_5_ddim_img2img0.5_trajectory"])
+    assert sorted(p.name for p in (run / "samples").iterdir()) == expected  # every run its own files
+    strips = run / "samples" / "samples_3x8x8x1_5_ddim_img2img0.5_trajectory"
+    assert sorted(p.name for p in strips.iterdir()) == [f"sample_{i:05d}.png" for i in range(3)]

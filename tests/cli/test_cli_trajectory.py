@@ -212,3 +212,166 @@ def test_an_existing_trajectory_folder_is_not_overwritten(
     _one_line_error(code, capsys.readouterr().err, "--save_trajectory: ")
     assert (folder / "sample_00000.png").read_bytes() == b"keep me"
     assert not (tmp_path / "s.npz").exists()
+
+
+def _init_images(folder: Path, n: int) -> tuple[Path, U8]:
+    """``n`` random 8 x 8 greyscale init images in ``folder/init.npz`` (outside the output folder)."""
+    folder.mkdir(exist_ok=True)
+    images: U8 = np.random.default_rng(n).integers(0, 256, size=(n, 8, 8, 1), dtype=np.uint8)
+    np.savez(folder / "init.npz", arr_0=images)
+    return folder / "init.npz", images
+
+
+def _keep_left_half(folder: Path) -> Path:
+    keep = np.zeros((8, 8), np.uint8)
+    keep[:, :4] = 1
+    np.savez(folder / "mask.npz", arr_0=keep)
+    return folder / "mask.npz"
+
+
+def edit_argv(checkpoint: str, out: Path, *extra: str) -> list[str]:
+    """``sample_argv`` without ``--num_samples``: an edit's count defaults to its number of init images."""
+    argv = sample_argv(checkpoint, out, *extra)
+    at = argv.index("--num_samples")
+    return argv[:at] + argv[at + 2 :]
+
+
+@pytest.mark.parametrize("strength", ["0", "0.05"])  # ℓ₀ = ⌊s·5 + ½⌋ = 0: no step runs
+def test_an_edit_without_steps_writes_one_column_strips_of_its_images(
+    checkpoint: str, tmp_path: Path, strength: str
+) -> None:
+    init, images = _init_images(tmp_path / "in", 3)
+    out = tmp_path / "out" / "s.npz"
+    out.parent.mkdir()
+    argv = edit_argv(checkpoint, out, "--init_images", str(init), "--strength", strength)
+    assert main([*argv, "--save_trajectory", "2"]) == 0
+    with np.load(out) as f:
+        assert np.array_equal(f["arr_0"], images)  # s·T < ½ returns the input
+    folder = out.parent / "s_trajectory"
+    assert sorted(p.name for p in folder.iterdir()) == [f"sample_{i:05d}.png" for i in range(3)]
+    for i in range(3):
+        strip = read_png(folder / f"sample_{i:05d}.png")
+        assert strip.shape == (strip_shape(1, 8, 8)[0] * FACTOR, strip_shape(1, 8, 8)[1] * FACTOR, 1)
+        assert np.array_equal(tile(strip, 0, 0, FACTOR), images[i])  # x_t: the image
+        assert np.array_equal(tile(strip, 1, 0, FACTOR), images[i])  # x̂₀: the image
+
+
+# RePaint on the 5-step chain with j = 2, r = 3: jump levels 1 and 3 (1 + a·j with a·j < 5 − 2), each
+# redone twice over 2 levels: 5 + 2 · 2 · 2 = 13 descents, so 13 step dicts and 13 columns at k = 1.
+REPAINT = ("--resample_jumps", "3", "--jump_length", "2")
+REPAINT_STEPS = 13
+
+
+def test_a_resampled_edit_records_every_descent(checkpoint: str, tmp_path: Path) -> None:
+    init, images = _init_images(tmp_path / "in", 3)
+    out = tmp_path / "s.npz"
+    mask = _keep_left_half(tmp_path / "in")
+    argv = edit_argv(checkpoint, out, "--init_images", str(init), "--mask", str(mask), *REPAINT)
+    assert main([*argv, "--save_trajectory", "1"]) == 0
+    with np.load(out) as f:
+        samples: U8 = f["arr_0"]
+    assert np.array_equal(samples[:, :, :4], images[:, :, :4])
+    height, width = strip_shape(REPAINT_STEPS, 8, 8)
+    for i in range(3):
+        strip = read_png(tmp_path / "s_trajectory" / f"sample_{i:05d}.png")
+        assert strip.shape == (height * FACTOR, width * FACTOR, 1)
+        assert np.array_equal(tile(strip, 0, REPAINT_STEPS - 1, FACTOR), samples[i])
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        # 100 init images (the default --num_samples of an edit): a 10 x 10 grid of 102 px, 18360 px at
+        # 180x; the parser's default --num_samples 64 would be an 82 px grid, 14760 px, and pass.
+        ("grid_of_the_init_images", "--grid_scale 180 would make a picture 18360 px"),
+        # 13 columns (2 + 13 · 10 = 132 px) at 200x: 26400 px; 5 columns (52 px) would pass at 10400.
+        ("strip_of_a_resampled_edit", "--grid_scale 200 would make a picture 26400 px"),
+    ],
+)
+def test_pictures_are_checked_with_the_real_counts_before_sampling(
+    checkpoint: str, tmp_path: Path, case: str, needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out" / "s.npz"
+    out.parent.mkdir()
+    if case == "grid_of_the_init_images":
+        init, _ = _init_images(tmp_path / "in", 100)
+        extra = ["--init_images", str(init), "--strength", "0", "--grid_scale", "180"]
+    else:
+        init, _ = _init_images(tmp_path / "in", 3)
+        mask = _keep_left_half(tmp_path / "in")
+        extra = ["--init_images", str(init), "--mask", str(mask), *REPAINT]
+        extra += ["--save_trajectory", "1", "--grid_scale", "200"]
+    code = main(edit_argv(checkpoint, out, *extra))
+    _one_line_error(code, capsys.readouterr().err, needle)
+    assert list(out.parent.iterdir()) == []  # refused before sampling: no .npz, no grid, no folder
+
+
+def _fail_at_the_second_strip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trajectory writer's PNG writes: the first succeeds, the second finds the disk full."""
+    import errno
+
+    import impl.commands.trajectory as trajectory
+
+    real = trajectory.save_png
+    calls = []
+
+    def save_png(path: Path, picture: U8) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, picture)
+
+    monkeypatch.setattr(trajectory, "save_png", save_png)
+
+
+@pytest.mark.parametrize("earlier_run", [False, True])
+def test_a_failed_run_leaves_no_partial_trajectory_folder(
+    checkpoint: str,
+    tmp_path: Path,
+    earlier_run: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "s.npz"
+    folder = tmp_path / "s_trajectory"
+    if earlier_run:
+        assert main(sample_argv(checkpoint, out, "--save_trajectory", "2", "--seed", "7")) == 0
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        entries = sorted(p.name for p in tmp_path.iterdir())
+    _fail_at_the_second_strip(monkeypatch)
+    capsys.readouterr()
+    code = main(sample_argv(checkpoint, out, "--save_trajectory", "2", "--overwrite", "True"))
+    err = capsys.readouterr().err
+    assert code == 1 and "No space left on device" in err and len(err.strip().splitlines()) == 1
+    if earlier_run:  # the old folder is whole and no hidden staging folder is left
+        assert sorted(p.name for p in tmp_path.iterdir()) == entries
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    else:
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_overwrite_replaces_the_whole_trajectory_folder(checkpoint: str, tmp_path: Path) -> None:
+    out, fresh = tmp_path / "s.npz", tmp_path / "fresh" / "s.npz"
+    fresh.parent.mkdir()
+    assert main([*sample_argv(checkpoint, out, "--save_trajectory", "2"), "--num_samples", "5"]) == 0
+    assert len(list((tmp_path / "s_trajectory").iterdir())) == 5
+    assert (
+        main(sample_argv(checkpoint, out, "--save_trajectory", "2", "--overwrite", "True", "--seed", "3"))
+        == 0
+    )
+    assert main(sample_argv(checkpoint, fresh, "--save_trajectory", "2", "--seed", "3")) == 0
+    names = [f"sample_{i:05d}.png" for i in range(NUM)]
+    assert sorted(p.name for p in (tmp_path / "s_trajectory").iterdir()) == names  # none of the 5 stay
+    for name in names:
+        assert (tmp_path / "s_trajectory" / name).read_bytes() == (
+            fresh.parent / "s_trajectory" / name
+        ).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "s.npz", "s.png", "s_trajectory"]
+
+
+def test_the_grid_writer_names_the_flag_it_was_given(tmp_path: Path) -> None:
+    from impl.data import save_image_grid
+
+    with pytest.raises(ValueError, match=r"^--grid_scale 5000 would make a picture"):
+        save_image_grid(tmp_path / "g.png", np.zeros((4, 8, 8, 1), np.uint8), scale=5000, name="--grid_scale")
+    assert not (tmp_path / "g.png").exists()

@@ -1,5 +1,6 @@
 """Trajectories: which steps a recorder keeps, that it keeps the uint8 pixels of the step's own tensors,
-that watching a loop does not change it (eager and compiled), and the strip layout and files."""
+that watching a loop does not change it (eager and compiled), the strip layout and files, the staged
+folder put in place as a whole, and the number of steps a loop (plain or an edit) runs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
-from impl.commands.trajectory import TrajectoryWriter, strip_shape, trajectory_folder, trajectory_strip
+from impl.commands.trajectory import (
+    TrajectoryWriter,
+    loop_step_count,
+    strip_shape,
+    trajectory_folder,
+    trajectory_strip,
+)
 from impl.data.writers import enlarge_nearest
 from impl.factory import create_gaussian_diffusion
 from impl.sampling.compiled import CompiledStepRunner
@@ -50,6 +57,7 @@ def test_recorded_steps_are_every_kth_with_first_and_last(
     recorder = TrajectoryRecorder(every)
     for i, out in enumerate(_fake_steps(num_steps)):
         recorder.observe(i, out)
+    assert recorder.steps_seen == num_steps
     trajectory = recorder.finish()
     assert list(trajectory.steps) == expected
 
@@ -84,6 +92,7 @@ def test_recorder_refuses_steps_out_of_order_and_an_empty_loop() -> None:
         recorder.observe(1, {"sample": steps[1]["sample"]})
     with pytest.raises(ValueError, match="no steps"):
         TrajectoryRecorder(1).finish()
+    assert TrajectoryRecorder(1).steps_seen == 0
     for bad in (0, -2, 1.5, True):
         with pytest.raises(ValueError, match="every must be a positive integer"):
             TrajectoryRecorder(bad)  # type: ignore[arg-type]
@@ -117,16 +126,30 @@ def test_strip_layout() -> None:
         trajectory_strip(tops, bottoms[:2])
 
 
+def _record_batches(writer: TrajectoryWriter, num_steps: int, batches: int = 2) -> None:
+    """Feed ``batches`` batches of N samples, each a loop of ``num_steps`` fake steps."""
+    for b in range(batches):
+        writer.begin_batch(b * N, N)
+        for i, out in enumerate(_fake_steps(num_steps)):
+            writer.observe(i, out)
+        writer.end_batch()
+
+
+def _entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
 def test_writer_writes_one_enlarged_strip_per_sample(tmp_path: Path) -> None:
     folder = trajectory_folder(tmp_path / "samples_6x4x4x1.npz")
     assert folder == tmp_path / "samples_6x4x4x1_trajectory"
     writer = TrajectoryWriter(folder, every=2, scale=0)
-    for first in (0, N):  # two batches of N samples
-        writer.begin_batch(first, N)
-        for i, out in enumerate(_fake_steps(5)):
-            writer.observe(i, out)
-        writer.end_batch()
-    assert [p.name for p in writer.written] == [f"sample_{i:05d}.png" for i in range(2 * N)]
+    _record_batches(writer, 5)
+    names = [f"sample_{i:05d}.png" for i in range(2 * N)]
+    assert [p.name for p in writer.written] == names
+    assert writer.staging is not None and writer.staging.name.startswith(".")  # hidden until finish()
+    assert not folder.exists() and _entries(writer.staging) == names
+    assert writer.finish(np.zeros((2 * N, H, W, C), np.uint8)) == folder
+    assert _entries(tmp_path) == [folder.name] and _entries(folder) == names  # staging renamed into place
     height, width = strip_shape(3, H, W)  # steps 0, 2, 4
     factor = 16  # auto: ceil(64 / min(4, 5)) = 16; 16 * 20 px = 320 px <= 4096
     with Image.open(folder / "sample_00004.png") as png:
@@ -135,6 +158,75 @@ def test_writer_writes_one_enlarged_strip_per_sample(tmp_path: Path) -> None:
     tops = np.stack([_levels(step, 0)[1] for step in (0, 2, 4)])  # sample 4 = sample 1 of batch 2
     bottoms = np.stack([_levels(step, 1)[1] for step in (0, 2, 4)])
     assert np.array_equal(decoded, enlarge_nearest(trajectory_strip(tops, bottoms), factor))
+
+
+def test_a_loop_without_steps_gets_one_column_strips_of_its_images(tmp_path: Path) -> None:
+    """An edit at ℓ₀ = 0 yields no step; its result is its init image: x_t = x̂₀ = that image."""
+    folder = tmp_path / "s_trajectory"
+    writer = TrajectoryWriter(folder, every=3, scale=1)
+    _record_batches(writer, 0)
+    assert writer.staging is None  # nothing written yet: the images come with finish()
+    images = _levels(7, 2)
+    images = np.concatenate([images, images[::-1]])  # 2 N samples, as the .npz holds them
+    writer.finish(images)
+    assert _entries(folder) == [f"sample_{i:05d}.png" for i in range(2 * N)]
+    for i in range(2 * N):
+        with Image.open(folder / f"sample_{i:05d}.png") as png:
+            decoded = np.asarray(png)[:, :, None]
+        assert decoded.shape == (*strip_shape(1, H, W), C)
+        assert np.array_equal(decoded[2 : 2 + H, 2 : 2 + W], images[i])  # top: the image
+        assert np.array_equal(decoded[4 + H : 4 + 2 * H, 2 : 2 + W], images[i])  # bottom: the image
+    with pytest.raises(ValueError, match="ran no step"):
+        short = TrajectoryWriter(tmp_path / "t_trajectory", every=1)
+        _record_batches(short, 0)
+        short.finish(images[:N])  # the second batch's images are missing
+    assert _entries(tmp_path) == [folder.name]  # the failed writer left no staging folder
+
+
+def test_overwrite_replaces_the_whole_folder_only_when_the_new_one_is_complete(tmp_path: Path) -> None:
+    folder = tmp_path / "s_trajectory"
+    folder.mkdir()
+    for name in ("sample_00000.png", "sample_00009.png", "notes.txt"):
+        (folder / name).write_bytes(b"old")
+    refused = TrajectoryWriter(folder, every=2)
+    _record_batches(refused, 3, batches=1)
+    with pytest.raises(ValueError, match="already exists"):
+        refused.finish(np.zeros((N, H, W, C), np.uint8))
+    assert _entries(tmp_path) == [folder.name] and (folder / "sample_00009.png").read_bytes() == b"old"
+    writer = TrajectoryWriter(folder, every=2, overwrite=True)
+    _record_batches(writer, 3, batches=1)
+    assert (folder / "sample_00000.png").read_bytes() == b"old"  # untouched until finish()
+    writer.finish(np.zeros((N, H, W, C), np.uint8))
+    assert _entries(tmp_path) == [folder.name]  # the old folder moved aside and removed
+    assert _entries(folder) == [f"sample_{i:05d}.png" for i in range(N)]  # nothing of the larger old run
+    discarded = TrajectoryWriter(folder, every=2, overwrite=True)
+    _record_batches(discarded, 3, batches=1)
+    discarded.discard()  # a run that failed after some batches
+    assert _entries(tmp_path) == [folder.name] and _entries(folder) == [
+        f"sample_{i:05d}.png" for i in range(N)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, 5),  # from noise: every step of the chain
+        ({"strength": 0.0}, 0),  # ℓ₀ = 0: the init images, no step
+        ({"strength": 0.05}, 0),  # ℓ₀ = ⌊0.25 + ½⌋ = 0
+        ({"strength": 0.5}, 3),  # ℓ₀ = ⌊2.5 + ½⌋ = 3
+        ({"strength": 1.0}, 5),
+        ({"strength": 1.0, "jump_length": 2, "resample_jumps": 3}, 13),  # 5 + 2 jump levels · 2 · (3 − 1)
+        ({"strength": 1.0, "jump_length": 10, "resample_jumps": 3}, 5),  # j ≥ T: no jump level
+    ],
+)
+def test_loop_step_count_counts_the_reverse_steps(kwargs: dict[str, Any], expected: int) -> None:
+    assert loop_step_count(5, **kwargs) == expected
+
+
+def test_loop_step_count_of_repaints_paper_setting() -> None:
+    """T = 250, j = 10, r = 10: jump levels 1 + a·j with a·j < T − j (1, 11, …, 231: 24 of them), each redone
+    r − 1 = 9 times over j = 10 levels: 250 + 24 · 9 · 10 = 2410 network calls."""
+    assert loop_step_count(250, strength=1.0, jump_length=10, resample_jumps=10) == 2410
 
 
 def _tiny_model(x: torch.Tensor, t: torch.Tensor, **kwargs: Any) -> torch.Tensor:
