@@ -48,12 +48,15 @@ def read_npz_arrays(path: str, flag: str, names: tuple[str, ...]) -> dict[str, n
                 for name in (n for n in names if n in data.files):
                     arrays[name] = np.asarray(data[name])
     except ValueError as err:
-        if arrays is not None and "object" in str(err).lower():  # an object (pickled) member array
-            raise _unreadable(flag, path, f"{name} is an object array; pickled data is never loaded") from None
-        if "pickle" in str(err).lower():  # numpy took it for a pickle: neither a zip archive nor a .npy
+        message = str(err).lower()
+        if "object arrays" in message:  # numpy refusing an object (pickled) array
+            where = f"{name} is" if arrays is not None else "it is a lone .npy holding"
+            reason = f"{where} an object array; pickled data is never loaded"
+        elif "pickle" in message:  # numpy took the file for a pickle: neither a zip archive nor a .npy
             reason = "neither a zip archive nor a .npy file; it is not loaded as a pickle"
-            raise _unreadable(flag, path, reason) from None
-        raise _unreadable(flag, path, _first_line(err)) from None
+        else:
+            reason = _first_line(err)
+        raise _unreadable(flag, path, reason) from None
     except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as err:
         raise _unreadable(flag, path, _first_line(err)) from None
     if arrays is None:
