@@ -9,6 +9,7 @@ import zlib
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -83,26 +84,36 @@ def check_edit_loop(
         eta=case.eta if ddim else 0.0,
         generator=torch.Generator().manual_seed(case.seed),
     )
-    outputs = list(
-        edit_sample_loop_progressive(
-            diffusion,
-            model,
-            torch.from_numpy(x0),
-            strength=strength,
-            keep=None if mask is None else torch.from_numpy(mask),
-            jump_length=jump_length,
-            resample_jumps=resample_jumps,
-            use_ddim=ddim,
-            options=options,
+    top = start_level(strength, spec.num_timesteps)
+
+    def run() -> list[dict[str, torch.Tensor]]:
+        return list(
+            edit_sample_loop_progressive(
+                diffusion,
+                model,
+                torch.from_numpy(x0),
+                strength=strength,
+                keep=None if mask is None else torch.from_numpy(mask),
+                jump_length=jump_length,
+                resample_jumps=resample_jumps,
+                use_ddim=ddim,
+                options=options,
+            )
         )
-    )
+
+    if resample_jumps > 1 and jump_length >= top:  # the schedule [S57] has no jump level 1 + a·j
+        with pytest.raises(ValueError, match="jump_length"):
+            run()
+        assert inputs == []  # refused before the first network call
+        return
+    outputs = run()
     twin = torch.Generator().manual_seed(case.seed)
 
     def draw() -> FloatArray:
         return to_numpy(torch.randn(case.shape, generator=twin, dtype=torch.float64))
 
     batch = case.shape[0]
-    levels = _levels(start_level(strength, spec.num_timesteps), jump_length, resample_jumps)
+    levels = _levels(top, jump_length, resample_jumps)
     assert len(outputs) == sum(1 for a, b in itertools.pairwise(levels) if b < a)
     if levels[0] == 0:
         return

@@ -9,6 +9,7 @@ samples level t + 1, q(x_{t+1} | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I) with �
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -29,12 +30,16 @@ from reference.schedule import DiffusionTables
 def start_level(strength: float, num_timesteps: int) -> int:
     """ℓ₀ = ⌊s·T + ½⌋, the level img2img with strength s ∈ [0, 1] starts at on a T-step chain [S53].
 
+    s is taken as the decimal it was written as (``repr(s)``, the shortest decimal that reads back as the
+    float s) and s·T + ½ is rounded down in exact rational arithmetic, so a decimal tie rounds up:
+    s = 0.29, T = 50 gives 14.5 → 15 (binary floating point gives 14.499999999999998 → 14).
     The chain then runs the ℓ₀ reverse steps with code indices ℓ₀ − 1, …, 0: s = 0 runs none, s = 1 all T.
     """
     steps = check_positive_int(num_timesteps, "num_timesteps")
     if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0.0 <= strength <= 1.0):
         raise ValueError(f"strength: expected a number in [0, 1], got {strength!r}")
-    return math.floor(float(strength) * steps + 0.5)
+    exact = Fraction(repr(float(strength)))
+    return math.floor(exact * steps + Fraction(1, 2))
 
 
 def noised_to_level(

@@ -11,13 +11,13 @@ import argparse
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from impl.commands.inversion import read_images, to_model_range
+from impl.commands.inversion import read_images, read_npz_arrays, to_model_range
+from impl.diffusion.editing import largest_jump_length, start_level
 
 __all__ = ["EditInputs", "read_edit_inputs", "read_mask"]
 
@@ -35,6 +35,38 @@ class EditInputs:
     strength: float
     jump_length: int
     resample_jumps: int
+    source: str = ""  # the --init_images path, for messages
+
+    def check_guidance_labels(self, num_classes: int) -> None:
+        """arr_1 as the guidance targets of an unconditional model: each must be one of the classifier's
+        ``num_classes`` classes, else a ValueError naming ``--init_images``."""
+        if self.labels is None:
+            return
+        low, high = int(self.labels.min()), int(self.labels.max())
+        if low < 0 or high >= num_classes:
+            raise ValueError(
+                f"--init_images {self.source!r}: arr_1 labels are the guidance targets and must lie in "
+                f"[0, {num_classes}) (the classifier's classes), got {low}..{high}; fix arr_1 or give "
+                "--class_label"
+            )
+
+    def check_chain(self, num_timesteps: int) -> None:
+        """Refuse ``--resample_jumps`` > 1 where the edit's ℓ₀ levels of a ``num_timesteps``-step chain leave
+        no jump level (``--jump_length`` >= ℓ₀ [S57]): a ValueError naming ``--jump_length``."""
+        levels = start_level(self.strength, num_timesteps)
+        if self.resample_jumps <= 1 or self.jump_length <= largest_jump_length(levels):
+            return
+        largest = largest_jump_length(levels)
+        fix = (
+            f"the largest --jump_length that works is {largest}"
+            if largest >= 1
+            else "no --jump_length works: raise --strength or --timestep_respacing, or drop --resample_jumps"
+        )
+        raise ValueError(
+            f"--jump_length {self.jump_length} leaves no jump level for --resample_jumps "
+            f"{self.resample_jumps}: the edit runs {levels} of the chain's {num_timesteps} steps "
+            f"(--strength {self.strength:g}), and a jump of j levels needs j < {levels}; {fix}"
+        )
 
     def rows(self, start: int, n: int) -> np.ndarray[Any, np.dtype[np.int64]]:
         """The init-image indices of samples start … start + n − 1 (cyclic)."""
@@ -73,6 +105,7 @@ class EditInputs:
         from impl.diffusion.types import SamplingOptions
         from impl.sampling.editing import edit_sample_loop_progressive
 
+        self.check_chain(diffusion.num_timesteps)
         rows = self.rows(start, n)
         x0 = to_model_range(self.images[rows], device)
         if channels_last:
@@ -111,12 +144,10 @@ def read_mask(path: str, num_images: int, size: int) -> np.ndarray[Any, np.dtype
     Accepted: shape (N, H, W), (N, H, W, 1) or (H, W) (one mask for every image), N the number of init
     images and H = W the model's size; dtype bool, an integer type or a float type, holding only 0 and 1.
     """
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"--mask {path!r} is not a file")
-    with np.load(path) as data:
-        if "arr_0" not in data.files:
-            raise ValueError(f"--mask {path!r} has no arr_0 (the keep mask: 1 = keep, 0 = generate)")
-        mask = np.asarray(data["arr_0"])
+    arrays = read_npz_arrays(path, "mask", ("arr_0",))
+    if "arr_0" not in arrays:
+        raise ValueError(f"--mask {path!r} has no arr_0 (the keep mask: 1 = keep, 0 = generate)")
+    mask = arrays["arr_0"]
     given_shape = mask.shape
     if mask.dtype != np.bool_ and not (
         np.issubdtype(mask.dtype, np.integer) or np.issubdtype(mask.dtype, np.floating)
@@ -134,9 +165,15 @@ def read_mask(path: str, num_images: int, size: int) -> np.ndarray[Any, np.dtype
         )
     if not np.all((mask == 0) | (mask == 1)):
         values = np.unique(mask)[:5]
+        if np.issubdtype(mask.dtype, np.floating) and np.isnan(mask).any():
+            reason = "it holds NaN: give 0 or 1 at every pixel"
+        elif np.all((mask == 0) | (mask == 255)):
+            reason = "a 0/255 image mask: divide it by 255"
+        else:
+            reason = "1 keeps a pixel, 0 generates it; nothing in between"
         raise ValueError(
             f"--mask {path!r} must hold only 0 (generate) and 1 (keep), got values such as {values.tolist()} "
-            "(a 0/255 image mask: divide it by 255)"
+            f"({reason})"
         )
     return mask.astype(np.bool_)
 
@@ -172,16 +209,21 @@ def read_edit_inputs(
     if "init_temperature" in explicit and args.init_temperature != 1.0:
         raise ValueError("--init_temperature does not apply with --init_images: the start is q_sample(x_0)")
     keep = read_mask(args.mask, images.shape[0], size) if args.mask else None
-    if labels is None or num_classes is None:
+    # arr_1: the labels of a class-conditional model, or the guidance targets of an unconditional one with
+    # --classifier (their range is the classifier's, checked by generate_samples); otherwise unused.
+    guided = num_classes is None and bool(getattr(args, "classifier", None))
+    if labels is None or (num_classes is None and not guided):
         labels = None  # an unconditional model takes no labels; a conditional one without arr_1 draws them
     elif labels.shape != (images.shape[0],):
         raise ValueError(
             f"--init_images {args.init_images!r}: arr_1 must hold one label per image, got shape "
             f"{labels.shape}"
         )
-    elif labels.min() < 0 or labels.max() >= num_classes:
+    elif num_classes is not None and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(
             f"--init_images {args.init_images!r}: arr_1 labels must lie in [0, {num_classes}), got "
             f"{labels.min()}..{labels.max()}"
         )
-    return EditInputs(images, labels, keep, strength, args.jump_length, args.resample_jumps)
+    return EditInputs(
+        images, labels, keep, strength, args.jump_length, args.resample_jumps, source=args.init_images
+    )

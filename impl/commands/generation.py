@@ -32,6 +32,10 @@ class EditBatches(Protocol):
         """The labels of samples start … start + n − 1 (None: draw them)."""
         ...
 
+    def check_guidance_labels(self, num_classes: int) -> None:
+        """Refuse labels outside the classifier's ``num_classes`` classes (they become guidance targets)."""
+        ...
+
     def edit_steps(
         self,
         diffusion: Any,
@@ -125,7 +129,8 @@ def generate_samples(
     Classifier guidance: ``cond_fn`` (``impl.commands.classifier_guidance``) gets the labels as
     ``model_kwargs["y"]``; on an unconditional model they are drawn over ``guidance_classes`` from their
     own seed stream (or all ``class_label``) and kept from the network, so x_T and the step noise are
-    unguided sampling's.
+    unguided sampling's; with ``edit`` whose images have labels (arr_1) and ``class_label`` -1, those labels
+    are the guidance targets instead (checked against ``guidance_classes`` before any batch).
     ``guidance_scale`` w (a model trained with ``class_dropout_prob > 0``): classifier-free guidance with
     the null label ``num_classes`` [S50], wrapped around the (autocast) network.
     """
@@ -141,6 +146,8 @@ def generate_samples(
     if num_classes is None and guidance_classes is not None:
         net = WithoutLabels(net)
     net = guided_network(net, guidance_scale, num_classes)
+    if edit is not None and num_classes is None and guidance_classes is not None and class_label < 0:
+        edit.check_guidance_labels(guidance_classes)  # the init images' labels become guidance targets
     images: list[np.ndarray[Any, np.dtype[np.uint8]]] = []
     labels: list[np.ndarray[Any, np.dtype[np.int64]]] = []
     bar: Any = None
@@ -165,6 +172,8 @@ def generate_samples(
             label_gen = seeded_generator(derive_seed(seed, k, GUIDANCE_LABEL_STREAM), device)
             if class_label >= 0:
                 y = torch.full((n,), class_label, dtype=torch.int64, device=device)
+            elif edit is not None and (targets := edit.labels_of(start, n)) is not None:
+                y = torch.from_numpy(targets).to(device)  # the init images' own labels
             else:
                 y = torch.randint(0, guidance_classes, (n,), generator=label_gen, device=device)
             kwargs["y"] = y

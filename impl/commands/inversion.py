@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +25,62 @@ def check_new_output(output: str, overwrite: bool) -> Path:
     return path
 
 
+def _unreadable(flag: str, path: str, reason: str) -> ValueError:
+    return ValueError(f"--{flag} {path!r} is not a readable .npz ({reason})")
+
+
+def read_npz_arrays(path: str, flag: str, names: tuple[str, ...]) -> dict[str, np.ndarray[Any, Any]]:
+    """The arrays ``names`` of the .npz ``--flag path`` that it holds (missing ones left out).
+
+    Pickled data and object arrays are never loaded (``allow_pickle=False``).  A file numpy cannot read as
+    an .npz (not a zip, truncated, a .npy or pickle under an .npz name, an object array) is a one-line
+    ValueError naming the flag and the file; a missing file a FileNotFoundError.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--{flag} {path!r} is not a file")
+    arrays: dict[str, np.ndarray[Any, Any]] | None = None
+    name = ""
+    try:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                arrays = {}
+                for name in (n for n in names if n in data.files):
+                    arrays[name] = np.asarray(data[name])
+    except ValueError as err:
+        message = str(err).lower()
+        if "object arrays" in message:  # numpy refusing an object (pickled) array
+            where = f"{name} is" if arrays is not None else "it is a lone .npy holding"
+            reason = f"{where} an object array; pickled data is never loaded"
+        elif "pickle" in message:  # numpy took the file for a pickle: neither a zip archive nor a .npy
+            reason = "neither a zip archive nor a .npy file; it is not loaded as a pickle"
+        else:
+            reason = _first_line(err)
+        raise _unreadable(flag, path, reason) from None
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+        raise _unreadable(flag, path, _first_line(err)) from None
+    if arrays is None:
+        raise _unreadable(flag, path, "it is a single .npy array, not an .npz archive holding arr_0")
+    return arrays
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
 def read_images(
     path: str, flag: str, size: int, channels: int
 ) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, np.dtype[np.int64]] | None]:
-    """``arr_0`` (uint8 NHWC, H = W = size, C = channels) and ``arr_1`` labels if present, of an .npz."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"--{flag} {path!r} is not a file")
-    with np.load(path) as data:
-        if "arr_0" not in data.files:
-            raise ValueError(f"--{flag} {path!r} has no arr_0 (uint8 NHWC images)")
-        images = np.asarray(data["arr_0"])
-        labels = np.asarray(data["arr_1"]).astype(np.int64) if "arr_1" in data.files else None
+    """``arr_0`` (uint8 NHWC, H = W = size, C = channels) and ``arr_1`` labels if present, of an .npz
+    (`read_npz_arrays`: an unreadable file is a one-line error naming ``--flag`` and the file)."""
+    arrays = read_npz_arrays(path, flag, ("arr_0", "arr_1"))
+    if "arr_0" not in arrays:
+        raise ValueError(f"--{flag} {path!r} has no arr_0 (uint8 NHWC images)")
+    images = arrays["arr_0"]
+    labels = arrays.get("arr_1")
+    if labels is not None:
+        labels = labels.astype(np.int64)
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(
             f"--{flag} {path!r}: arr_0 must be uint8 NHWC images, got dtype {images.dtype}, shape "

@@ -59,6 +59,8 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
             "unconditional (class_cond False): drop --class_label, or guide towards it with --classifier"
         )
     edit = read_edit_inputs(args, explicit, size=size, channels=channels, num_classes=num_classes)
+    if edit is not None:
+        edit.check_chain(loaded.diffusion.num_timesteps)  # --jump_length against the chain, before planning
     num_samples = edit.images.shape[0] if edit and "num_samples" not in explicit else args.num_samples
     guidance_scale = guidance_scale_for(args.guidance_scale, flags, args.checkpoint)
     suffix = f"_{flags['timestep_respacing']}" if flags.get("timestep_respacing") else ""

@@ -8,6 +8,7 @@ code index t maps level t + 1 to level t, and q_sample at code index t samples l
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import torch
 
@@ -15,10 +16,12 @@ from impl.diffusion.process import gather, q_sample
 from impl.diffusion.schedule import TorchTables
 
 __all__ = [
+    "check_jump_length",
     "check_mask",
     "check_strength",
     "forward_step",
     "jump_schedule",
+    "largest_jump_length",
     "noised_to_level",
     "replace_known",
     "start_level",
@@ -35,10 +38,15 @@ def check_strength(strength: float, name: str = "strength") -> float:
 
 
 def start_level(strength: float, num_timesteps: int) -> int:
-    """ℓ₀ = ⌊s·T + ½⌋ [S53]: img2img runs the reverse steps ℓ₀ − 1, …, 0 (none at s = 0, all T at s = 1)."""
+    """ℓ₀ = ⌊s·T + ½⌋ [S53]: img2img runs the reverse steps ℓ₀ − 1, …, 0 (none at s = 0, all T at s = 1).
+
+    Rounded in integers on the decimal s was written as (``repr``): n/d = s exactly, ℓ₀ = ⌊(2nT + d) / 2d⌋,
+    so decimal ties round up (0.29 of 50 steps is 14.5 → 15, where floating point gives 14).
+    """
     if num_timesteps < 1:
         raise ValueError(f"num_timesteps must be >= 1, got {num_timesteps}")
-    return math.floor(check_strength(strength) * num_timesteps + 0.5)
+    numerator, denominator = Decimal(repr(check_strength(strength))).as_integer_ratio()
+    return (2 * numerator * num_timesteps + denominator) // (2 * denominator)
 
 
 def noised_to_level(
@@ -102,3 +110,28 @@ def jump_schedule(num_levels: int, jump_length: int, resample_jumps: int) -> tup
             visited.extend(range(level + 1, level + jump_length + 1))
             level += jump_length
     return tuple(visited)
+
+
+def largest_jump_length(num_levels: int) -> int:
+    """The largest j that leaves a jump level on a chain of L = ``num_levels`` levels [S57]: the lowest jump
+    level 1 (a = 0) needs 0 < L − j, so L − 1; 0 when L <= 1 (no jump length works)."""
+    return max(num_levels - 1, 0)
+
+
+def check_jump_length(
+    num_levels: int, jump_length: int, resample_jumps: int, name: str = "jump_length"
+) -> None:
+    """Refuse r = ``resample_jumps`` > 1 where the jump schedule over ``num_levels`` levels has no jump level
+    (j >= L): resampling would be switched off without a word.  The ValueError names ``name``."""
+    if resample_jumps <= 1 or jump_length <= largest_jump_length(num_levels):
+        return
+    largest = largest_jump_length(num_levels)
+    fix = (
+        f"the largest that works is {largest}"
+        if largest >= 1
+        else "no jump length works (resampling needs at least 2 levels)"
+    )
+    raise ValueError(
+        f"{name} {jump_length} leaves no jump level on a chain of {num_levels} levels, so resample_jumps "
+        f"{resample_jumps} would resample nothing (a jump level 1 + a·j needs a·j < {num_levels} − j): {fix}"
+    )

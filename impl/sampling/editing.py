@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import torch
 
 from impl.diffusion.editing import (
+    check_jump_length,
     check_mask,
     forward_step,
     jump_schedule,
@@ -54,8 +55,10 @@ def edit_schedule(
     num_timesteps: int, *, strength: float = 1.0, jump_length: int = 10, resample_jumps: int = 1
 ) -> tuple[int, ...]:
     """The levels an edit visits: RePaint's schedule [S57] over the ℓ₀ = ⌊s·T + ½⌋ [S53] levels ℓ₀ … 0
-    (just ``(0,)`` at ℓ₀ = 0: nothing to run)."""
+    (just ``(0,)`` at ℓ₀ = 0: nothing to run).  ``resample_jumps`` > 1 with no jump level (``jump_length``
+    >= ℓ₀) is refused (`check_jump_length`), not run as the plain chain."""
     top = start_level(strength, num_timesteps)
+    check_jump_length(top, jump_length, resample_jumps)
     return (0,) if top == 0 else jump_schedule(top, jump_length, resample_jumps)
 
 

@@ -85,12 +85,17 @@ class StartCase:
 
 @st.composite
 def _start_cases(draw: st.DrawFn) -> StartCase:
-    """T in [1, 4000]; s at 0, 1, a tie k/T + 1/(2T) (rounds up), or anywhere in [0, 1]."""
-    steps = draw(st.integers(1, 4000))
+    """T in [1, 4000]; s at 0, 1, a decimal of 1–3 digits (s·T often a decimal tie, which rounds up, e.g.
+    0.29 of 50 = 14.5 where binary floating point gives 14.499999999999998), the float nearest the tie
+    k/T + 1/(2T), or anywhere in [0, 1]."""
+    # T anywhere, or one that makes a decimal s of few digits a tie more often
+    steps = draw(st.one_of(st.integers(1, 4000), st.sampled_from((2, 10, 50, 250, 1000))))
     k = draw(st.integers(0, steps - 1))
+    digits = draw(st.integers(1, 3))
     strength = draw(
         st.one_of(
-            st.sampled_from((0.0, 1.0, 0.5)),
+            st.sampled_from((0.0, 1.0, 0.5, 0.29, 0.57)),
+            st.integers(0, 10**digits).map(lambda n: n / 10**digits),
             st.just((k + 0.5) / steps),
             st.floats(0.0, 1.0, allow_nan=False),
         )

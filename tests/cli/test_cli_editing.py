@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from impl.cli import main
+from tests.cli.npz_files import unreadable_npz
 from tests.cli.tiny import tiny_train
 
 
@@ -131,6 +133,9 @@ def _bad_mask(path: Path, array: np.ndarray) -> Path:  # type: ignore[type-arg]
         ("resample_without_mask", "--resample_jumps"),
         ("jump_length_zero", "--jump_length"),
         ("init_temperature", "--init_temperature"),
+        ("jump_length_too_long", "--jump_length"),
+        ("jump_length_respaced", "--jump_length"),
+        ("jump_length_low_strength", "--jump_length"),
     ],
 )
 def test_bad_edit_flags_are_one_line_exit_2(
@@ -161,6 +166,18 @@ def test_bad_edit_flags_are_one_line_exit_2(
         "resample_without_mask": [*init, "--strength", "0.5", "--resample_jumps", "2"],
         "jump_length_zero": [*init, "--mask", mask, "--jump_length", "0"],
         "init_temperature": [*init, "--strength", "0.5", "--init_temperature", "0.5"],
+        # no jump level: ℓ₀ = 20 (20 steps, j = 25), 10 (respaced, default j = 10), 1 (s = 0.04 of 20)
+        "jump_length_too_long": [*init, "--mask", mask, "--resample_jumps", "2", "--jump_length", "25"],
+        "jump_length_respaced": [
+            *init,
+            "--mask",
+            mask,
+            "--resample_jumps",
+            "2",
+            "--timestep_respacing",
+            "10",
+        ],
+        "jump_length_low_strength": [*init, "--mask", mask, "--resample_jumps", "2", "--strength", "0.04"],
     }[case]
     out = tmp_path / "s.npz"
     code = main(["sample", "--checkpoint", str(run_dir), "--output", str(out), "--progress", "False", *argv])
@@ -244,3 +261,156 @@ def test_default_names_mark_the_edit(
     assert sorted(p.name for p in (run / "samples").iterdir()) == expected  # every run its own files
     strips = run / "samples" / "samples_3x8x8x1_5_ddim_img2img0.5_trajectory"
     assert sorted(p.name for p in strips.iterdir()) == [f"sample_{i:05d}.png" for i in range(3)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "largest"),
+    [
+        (("--jump_length", "25"), "the largest --jump_length that works is 19"),
+        (("--timestep_respacing", "10"), "the largest --jump_length that works is 9"),
+        (("--strength", "0.3", "--jump_length", "6"), "the largest --jump_length that works is 5"),
+        (("--strength", "0.04"), "no --jump_length works"),
+    ],
+)
+def test_resampling_without_a_jump_level_names_the_largest_jump_length(
+    run_dir: Path, tmp_path: Path, argv: tuple[str, ...], largest: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """r > 1 where j >= ℓ₀ would run plain inpainting; it is refused before sampling, with the j that works
+    (ℓ₀ − 1 for the chain: 20 steps, 10 respaced, ⌊0.3·20 + ½⌋ = 6, ⌊0.04·20 + ½⌋ = 1)."""
+    path, _ = _init(tmp_path)
+    mask = str(_left_half(tmp_path / "m.npz", (8, 8)))
+    out = tmp_path / "s.npz"
+    base = ["sample", "--checkpoint", str(run_dir), "--output", str(out), "--progress", "False"]
+    code = main([*base, "--init_images", str(path), "--mask", mask, "--resample_jumps", "2", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and largest in err, err
+    assert not out.exists()
+    if largest.endswith("19"):  # the largest that works does run, and resamples
+        assert (
+            main(
+                [
+                    *base,
+                    "--init_images",
+                    str(path),
+                    "--mask",
+                    mask,
+                    "--resample_jumps",
+                    "2",
+                    "--jump_length",
+                    "19",
+                ]
+            )
+            == 0
+        )
+
+
+@pytest.mark.parametrize("flag", ["--mask", "--init_images"])
+@pytest.mark.parametrize("kind", ["text", "object", "truncated", "npy"])
+def test_an_unreadable_mask_or_init_file_is_one_line_naming_it(
+    run_dir: Path, tmp_path: Path, flag: str, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = _init(tmp_path)
+    bad = str(unreadable_npz(tmp_path / "bad.npz", kind))
+    given = {"--mask": ["--init_images", str(path), "--mask", bad], "--init_images": ["--init_images", bad]}
+    out = tmp_path / "s.npz"
+    argv = ["sample", "--checkpoint", str(run_dir), "--output", str(out), "--strength", "0.5", *given[flag]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"{flag} '{bad}' is not a readable .npz (" in err and "allow_pickle" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        (np.full((8, 8), np.nan), "NaN"),
+        (np.full((8, 8), 255, np.uint8), "divide it by 255"),
+        (np.full((8, 8), 0.5), "nothing in between"),
+    ],
+)
+def test_a_bad_mask_is_told_the_reason_that_applies(
+    run_dir: Path,
+    tmp_path: Path,
+    values: np.ndarray,
+    reason: str,
+    capsys: pytest.CaptureFixture[str],  # type: ignore[type-arg]
+) -> None:
+    path, _ = _init(tmp_path)
+    mask = str(_bad_mask(tmp_path / "b.npz", values))
+    argv = ["sample", "--checkpoint", str(run_dir), "--output", str(tmp_path / "s.npz")]
+    assert main([*argv, "--init_images", str(path), "--mask", mask]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and reason in err, err
+    if reason != "divide it by 255":
+        assert "255" not in err
+
+
+@pytest.fixture(scope="module")
+def classifier_run(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A noisy-digits classifier for run_dir's diffusion (a few AdamW steps: guidance only has to act)."""
+    from tests.cli.guidance_fixtures import train_noisy_digits_classifier, write_classifier_run
+
+    state = next((run_dir / "checkpoints").glob("step_*/state.json"))
+    model_flags = json.loads(state.read_text())["config"]["model_flags"]
+    classifier = train_noisy_digits_classifier(model_flags, steps=10)
+    return write_classifier_run(tmp_path_factory.mktemp("edit_clf") / "clf", classifier, model_flags)
+
+
+def test_guided_edits_of_an_unconditional_model_target_the_labels_of_arr_1(
+    run_dir: Path, classifier_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --classifier the init images' arr_1 labels are the guidance targets (cyclically): arr_1 all 3
+    guides exactly as --class_label 3 does, and the labels written are arr_1's; --class_label overrides
+    arr_1; labels outside the classifier's classes are refused naming --init_images before sampling."""
+    _, images = _init(tmp_path)
+    guide = ("--classifier", str(classifier_run), "--classifier_scale", "20", "--strength", "0.8")
+    np.savez(tmp_path / "threes.npz", arr_0=images, arr_1=np.array([3, 3, 3]))
+    np.savez(tmp_path / "mixed.npz", arr_0=images, arr_1=np.array([7, 2, 9]))
+    np.savez(tmp_path / "plain.npz", arr_0=images)
+    threes = _sample(run_dir, tmp_path / "a.npz", "--init_images", str(tmp_path / "threes.npz"), *guide)
+    label3 = _sample(
+        run_dir,
+        tmp_path / "b.npz",
+        "--init_images",
+        str(tmp_path / "plain.npz"),
+        *guide,
+        "--class_label",
+        "3",
+    )
+    assert np.array_equal(threes, label3)
+    with np.load(tmp_path / "a.npz") as f:
+        assert f["arr_1"].tolist() == [3, 3, 3]
+    mixed_flags = ("--init_images", str(tmp_path / "mixed.npz"), *guide, "--num_samples", "4")
+    mixed = _sample(run_dir, tmp_path / "c.npz", *mixed_flags)
+    with np.load(tmp_path / "c.npz") as f:
+        assert f["arr_1"].tolist() == [7, 2, 9, 7]
+    assert not np.array_equal(mixed[:3], threes)  # other targets, same noise: other images
+    _sample(run_dir, tmp_path / "d.npz", *mixed_flags, "--class_label", "3")
+    with np.load(tmp_path / "d.npz") as f:
+        assert f["arr_1"].tolist() == [3, 3, 3, 3]
+    np.savez(tmp_path / "bad.npz", arr_0=images, arr_1=np.array([7, 2, 10]))
+    out = tmp_path / "e.npz"
+    argv = ["sample", "--checkpoint", str(run_dir), "--output", str(out), "--progress", "False"]
+    capsys.readouterr()
+    assert main([*argv, "--init_images", str(tmp_path / "bad.npz"), *guide]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--init_images" in err and "[0, 10)" in err, err
+    assert not out.exists()
+
+
+def test_an_unguided_unconditional_edit_ignores_arr_1(run_dir: Path, tmp_path: Path) -> None:
+    """Without a classifier an unconditional model has no use for labels: arr_1 (even out of any range)
+    changes nothing and no labels are written."""
+    _, images = _init(tmp_path)
+    np.savez(tmp_path / "lab.npz", arr_0=images, arr_1=np.array([-4, 99, 2]))
+    np.savez(tmp_path / "plain.npz", arr_0=images)
+    with_labels = _sample(
+        run_dir, tmp_path / "a.npz", "--init_images", str(tmp_path / "lab.npz"), "--strength", "0.6"
+    )
+    plain = _sample(
+        run_dir, tmp_path / "b.npz", "--init_images", str(tmp_path / "plain.npz"), "--strength", "0.6"
+    )
+    assert np.array_equal(with_labels, plain)
+    with np.load(tmp_path / "a.npz") as f:
+        assert "arr_1" not in f.files

@@ -13,6 +13,7 @@ from impl.cli import main
 from impl.sampling.slerp import slerp
 from testing.assertions import assert_close
 from testing.tolerances import Oracle, tolerance
+from tests.cli.npz_files import unreadable_npz
 from tests.cli.tiny import tiny_train
 
 
@@ -137,3 +138,23 @@ def test_slerp_endpoints_and_unit_circle() -> None:
         assert_close(slerp(u, v, alpha).norm(), torch.tensor(1.0, dtype=torch.float64), tol=tol, label="norm")
     with pytest.raises(ValueError, match="alpha"):
         slerp(a, b, 1.5)
+
+
+@pytest.mark.parametrize("kind", ["text", "object", "truncated", "npy"])
+@pytest.mark.parametrize("command", ["encode", "interpolate"])
+def test_an_unreadable_npz_is_one_line_naming_the_file(
+    run_dir: Path, tmp_path: Path, kind: str, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """read_images (shared by encode, interpolate and sample --init_images) names the file, not numpy."""
+    bad = str(unreadable_npz(tmp_path / "bad.npz", kind))
+    out = str(tmp_path / "z.npz")
+    if command == "encode":
+        argv = ["encode", "--checkpoint", str(run_dir), "--images", bad, "--output", out]
+    else:
+        argv = ["interpolate", bad, str(_images(tmp_path / "b.npz", 1)), "--checkpoint", str(run_dir)]
+        argv += ["--output", out]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"'{bad}' is not a readable .npz (" in err and "allow_pickle" not in err
+    assert not Path(out).exists()

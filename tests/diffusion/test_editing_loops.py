@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import torch
 
-from impl.diffusion.editing import jump_schedule
+from impl.diffusion.editing import check_jump_length, jump_schedule, largest_jump_length, start_level
 from impl.diffusion.types import SamplingOptions
 from impl.factory import create_gaussian_diffusion
-from impl.sampling.editing import edit_sample_loop, edit_sample_loop_progressive
+from impl.sampling.editing import edit_sample_loop, edit_sample_loop_progressive, edit_schedule
 
 SHAPE = (3, 2, 8, 8)
 
@@ -207,6 +207,13 @@ def test_guidance_and_labels_come_from_the_options() -> None:
         ({}, {"init_temperature": 0.5}, "init_temperature"),
         ({}, {"eta": 0.5}, "eta"),
         ({"jump_length": 0, "keep": torch.ones((1, 1, 8, 8)), "resample_jumps": 2}, {}, "jump_length"),
+        # no jump level on the 10-step chain (j >= ℓ₀): refused, not run as plain inpainting
+        ({"keep": torch.ones((1, 1, 8, 8)), "resample_jumps": 2}, {}, "jump_length 10 leaves no jump level"),
+        (
+            {"keep": torch.ones((1, 1, 8, 8)), "resample_jumps": 2, "jump_length": 3, "strength": 0.3},
+            {},
+            "is 2",
+        ),
     ],
 )
 def test_bad_settings_are_refused_by_name(
@@ -241,3 +248,35 @@ def test_a_step_runner_reproduces_the_eager_edit(use_ddim: bool) -> None:
         **settings,
     )
     assert torch.equal(eager, run)
+
+
+@pytest.mark.parametrize(
+    ("strength", "steps", "level"),
+    [(0.29, 50, 15), (0.57, 50, 29), (0.35, 10, 4), (0.45, 10, 5), (0.5, 5, 3), (0.04, 10, 0), (1.0, 7, 7)],
+)
+def test_start_level_rounds_the_written_decimal_half_up(strength: float, steps: int, level: int) -> None:
+    """0.29·50 = 14.5 exactly → 15 (binary floating point: 14.499999999999998 → 14)."""
+    assert start_level(strength, steps) == level
+    assert edit_schedule(steps, strength=strength)[0] == level
+
+
+@pytest.mark.parametrize("steps", [2, 50, 250, 1000])
+def test_start_level_of_every_three_digit_decimal(steps: int) -> None:
+    """Every s = k/1000: ⌊(2kT + 1000) / 2000⌋ in integers."""
+    got = [start_level(k / 1000, steps) for k in range(1001)]
+    assert got == [(2 * k * steps + 1000) // 2000 for k in range(1001)]
+
+
+def test_the_largest_jump_length_is_the_last_that_resamples() -> None:
+    """j = ℓ₀ − 1 has the jump level 1 (the schedule is longer than the plain chain); j = ℓ₀ is refused."""
+    for levels in (2, 5, 20):
+        j = largest_jump_length(levels)
+        assert len(jump_schedule(levels, j, 2)) > levels + 1
+        assert jump_schedule(levels, j + 1, 2) == tuple(range(levels, -1, -1))
+        check_jump_length(levels, j, 2)
+        check_jump_length(levels, j + 1, 1)  # r = 1: nothing to resample, nothing to refuse
+        with pytest.raises(ValueError, match=f"largest that works is {j}"):
+            check_jump_length(levels, j + 1, 2)
+    assert largest_jump_length(1) == largest_jump_length(0) == 0
+    with pytest.raises(ValueError, match="no jump length works"):
+        check_jump_length(1, 1, 2)

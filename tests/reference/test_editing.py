@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reference import diffusion_tables, get_named_beta_schedule, respaced_betas, space_timesteps
 from reference.editing import forward_step, jump_schedule, noised_to_level, replace_known, start_level
@@ -30,11 +32,29 @@ SMALL = diffusion_tables(np.array([0.1, 0.2, 0.3]))  # ᾱ = 0.9, 0.72, 0.504
         (0.25, 10, 3),
         (0.3, 10, 3),
         (0.04, 10, 0),
+        (0.29, 50, 15),  # 0.29·50 = 14.5 exactly; in binary floating point 14.499999999999998
+        (0.57, 50, 29),  # 28.5; in floating point 28.499999999999996
+        (0.35, 10, 4),  # 3.5; 0.35 is stored as 0.34999999999999997…
     ],
 )
 def test_start_level_rounds_half_up(strength: float, steps: int, level: int) -> None:
     """ℓ₀ = ⌊s·T + ½⌋: 2.5 → 3 (not to even), 0.4 → 0; s = 0 → no step, s = 1 → all T."""
     assert start_level(strength, steps) == level
+
+
+@given(digits=st.integers(1, 4), data=st.data(), steps=st.integers(1, 4000))
+def test_start_level_rounds_the_written_decimal_half_up(digits: int, data: st.DataObject, steps: int) -> None:
+    """s = k / 10^d typed as a decimal of d digits: ℓ₀ = ⌊(2kT + 10^d) / (2·10^d)⌋ in integers, ties up."""
+    k = data.draw(st.integers(0, 10**digits))
+    strength = float(f"{k}e-{digits}")
+    assert start_level(strength, steps) == (2 * k * steps + 10**digits) // (2 * 10**digits)
+
+
+@pytest.mark.parametrize("steps", [2, 10, 50, 250, 1000])
+def test_start_level_of_every_two_digit_decimal(steps: int) -> None:
+    """Every s = k/100: ℓ₀ = ⌊(2kT + 100) / 200⌋ in integers (T = 50: the odd k are ties, all rounded up)."""
+    got = [start_level(k / 100, steps) for k in range(101)]
+    assert got == [(2 * k * steps + 100) // 200 for k in range(101)]
 
 
 @pytest.mark.parametrize("strength", [-0.1, 1.0001, math.nan, math.inf])
