@@ -144,7 +144,7 @@ def read_mask(path: str, num_images: int, size: int) -> np.ndarray[Any, np.dtype
     Accepted: shape (N, H, W), (N, H, W, 1) or (H, W) (one mask for every image), N the number of init
     images and H = W the model's size; dtype bool, an integer type or a float type, holding only 0 and 1.
     """
-    arrays = read_npz_arrays(path, "mask", ("arr_0",))
+    arrays = read_npz_arrays(path, "--mask", ("arr_0",))
     if "arr_0" not in arrays:
         raise ValueError(f"--mask {path!r} has no arr_0 (the keep mask: 1 = keep, 0 = generate)")
     mask = arrays["arr_0"]
@@ -187,7 +187,7 @@ def read_edit_inputs(
         if given:
             raise ValueError(f"{given[0]} needs --init_images (the .npz of images to edit)")
         return None
-    images, labels = read_images(args.init_images, "init_images", size, channels)
+    images, labels = read_images(args.init_images, "--init_images", size, channels)
     if args.strength is None and not args.mask:
         raise ValueError(
             "--init_images without --mask is img2img: give --strength s in [0, 1] (0: the images unchanged, "

@@ -19,9 +19,9 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     loaded = common.load(args, explicit)
     flags = loaded.flags
     size, channels = int(flags["image_size"]), int(flags["in_channels"])
-    images, labels = inversion.read_images(args.images, "images", size, channels)
+    images, labels = inversion.read_images(args.images, "--images", size, channels)
     device = common.device(args.device)
-    kwargs = inversion.class_kwargs(flags, labels, "images", device)
+    kwargs = inversion.class_kwargs(flags, labels, "--images", device)
     with common.backend_flags(args, device):
         latents = inversion.encode(loaded, args, inversion.to_model_range(images, device), kwargs)
     latent_array = latents.float().cpu().numpy()

@@ -26,18 +26,19 @@ def check_new_output(output: str, overwrite: bool) -> Path:
 
 
 def _unreadable(flag: str, path: str, reason: str) -> ValueError:
-    return ValueError(f"--{flag} {path!r} is not a readable .npz ({reason})")
+    return ValueError(f"{flag} {path!r} is not a readable .npz ({reason})")
 
 
 def read_npz_arrays(path: str, flag: str, names: tuple[str, ...]) -> dict[str, np.ndarray[Any, Any]]:
-    """The arrays ``names`` of the .npz ``--flag path`` that it holds (missing ones left out).
+    """The arrays ``names`` that the .npz ``path`` holds (missing ones left out); ``flag`` is how errors
+    name it (``--mask``, or ``A`` for a positional argument).
 
     Pickled data and object arrays are never loaded (``allow_pickle=False``).  A file numpy cannot read as
     an .npz (not a zip, truncated, a .npy or pickle under an .npz name, an object array) is a one-line
     ValueError naming the flag and the file; a missing file a FileNotFoundError.
     """
     if not Path(path).is_file():
-        raise FileNotFoundError(f"--{flag} {path!r} is not a file")
+        raise FileNotFoundError(f"{flag} {path!r} is not a file")
     arrays: dict[str, np.ndarray[Any, Any]] | None = None
     name = ""
     try:
@@ -73,26 +74,26 @@ def read_images(
     path: str, flag: str, size: int, channels: int
 ) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, np.dtype[np.int64]] | None]:
     """``arr_0`` (uint8 NHWC, H = W = size, C = channels) and ``arr_1`` labels if present, of an .npz
-    (`read_npz_arrays`: an unreadable file is a one-line error naming ``--flag`` and the file)."""
+    (`read_npz_arrays`: an unreadable file is a one-line error naming ``flag`` and the file)."""
     arrays = read_npz_arrays(path, flag, ("arr_0", "arr_1"))
     if "arr_0" not in arrays:
-        raise ValueError(f"--{flag} {path!r} has no arr_0 (uint8 NHWC images)")
+        raise ValueError(f"{flag} {path!r} has no arr_0 (uint8 NHWC images)")
     images = arrays["arr_0"]
     labels = arrays.get("arr_1")
     if labels is not None:
         labels = labels.astype(np.int64)
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(
-            f"--{flag} {path!r}: arr_0 must be uint8 NHWC images, got dtype {images.dtype}, shape "
+            f"{flag} {path!r}: arr_0 must be uint8 NHWC images, got dtype {images.dtype}, shape "
             f"{images.shape}"
         )
     if images.shape[1:] != (size, size, channels):
         raise ValueError(
-            f"--{flag} {path!r}: images are {images.shape[1]}x{images.shape[2]}x{images.shape[3]} "
+            f"{flag} {path!r}: images are {images.shape[1]}x{images.shape[2]}x{images.shape[3]} "
             f"(HxWxC) but the model takes {size}x{size}x{channels}"
         )
     if images.shape[0] == 0:
-        raise ValueError(f"--{flag} {path!r} holds no images")
+        raise ValueError(f"{flag} {path!r} holds no images")
     return images, labels
 
 
@@ -110,11 +111,9 @@ def class_kwargs(
         return {}
     num_classes = int(flags["num_classes"])
     if labels is None:
-        raise ValueError(f"--{flag}: the model is class-conditional; the .npz needs arr_1 labels")
+        raise ValueError(f"{flag}: the model is class-conditional; the .npz needs arr_1 labels")
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(
-            f"--{flag}: labels must be in [0, {num_classes}), got {labels.min()}..{labels.max()}"
-        )
+        raise ValueError(f"{flag}: labels must be in [0, {num_classes}), got {labels.min()}..{labels.max()}")
     return {"y": torch.from_numpy(labels).to(device)}
 
 
