@@ -142,6 +142,7 @@ def _one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str], needle:
         ("conditional", "3", "was trained with class_dropout_prob 0"),
         ("dropout", "nan", "--guidance_scale must be a finite number"),
         ("dropout", "inf", "--guidance_scale must be a finite number"),
+        ("dropout", "abc", "--guidance_scale must be a number, got 'abc'"),
     ],
 )
 def test_bad_guidance_is_a_one_line_error(
@@ -161,22 +162,35 @@ def test_bad_guidance_is_a_one_line_error(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("label", ["10", "11"])  # 10: the null label's row, 11: beyond every row
+def test_a_class_label_the_model_lacks_is_refused_naming_the_flag(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], label: str
+) -> None:
+    out = tmp_path / "s.npz"
+    argv = ["sample", "--checkpoint", str(runs["dropout"]), "--output", str(out), "--class_label", label]
+    needle = f"--class_label {label} is not a class of the model: -1 (random classes) or 0 … 9"
+    _one_line_error([*argv, "--guidance_scale", "3"], capsys, needle)
+    _one_line_error(argv, capsys, needle)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
         (
             ["--class_cond", "True", "--class_dropout_prob", "1.0"],
-            "class_dropout_prob must be a number in [0, 1)",
+            "--class_dropout_prob must be a number in [0, 1)",
         ),
         (
             ["--class_cond", "True", "--class_dropout_prob", "-0.1"],
-            "class_dropout_prob must be a number in [0, 1)",
+            "--class_dropout_prob must be a number in [0, 1)",
         ),
         (
             ["--class_cond", "True", "--class_dropout_prob", "nan"],
-            "class_dropout_prob must be a number in [0, 1)",
+            "--class_dropout_prob must be a number in [0, 1)",
         ),
-        (["--class_dropout_prob", "0.2"], "class_dropout_prob 0.2 needs a class-conditional model"),
+        (["--class_dropout_prob", "0.2"], "--class_dropout_prob 0.2 needs a class-conditional model"),
+        (["--class_dropout_prob", "abc"], "--class_dropout_prob must be a number, got 'abc'"),
     ],
 )
 def test_bad_class_dropout_prob_is_a_one_line_error(

@@ -183,8 +183,15 @@ def test_bad_input_is_one_line_naming_the_flag(tmp_path: Path, capsys: pytest.Ca
     err = _error(capsys, tiny_classifier(run, "--data", str(unlabelled), "--eval_interval", "2"))
     assert "--val_data" in err
     assert "--num_classes" in _error(capsys, tiny_classifier(run, "--num_classes", "5"))
-    assert "val_samples" in _error(capsys, tiny_classifier(run, "--val_samples", "0"))
-    assert "pool" in _error(capsys, tiny_classifier(run, "--classifier_pool", "max"))
+    err = _error(capsys, tiny_classifier(run, "--val_data", str(unlabelled)))
+    assert f"--val_data {str(unlabelled)!r} has no labels" in err and "class_cond" not in err
+    assert "--val_samples must be a positive integer" in _error(
+        capsys, tiny_classifier(run, "--val_samples", "0")
+    )
+    assert "--eval_interval must be >= 0" in _error(capsys, tiny_classifier(run, "--eval_interval", "-1"))
+    err = _error(capsys, tiny_classifier(run, "--classifier_pool", "max"))
+    assert "--classifier_pool: invalid choice: 'max'" in err and "spatial_v2" in err
+    assert "--lr must be a number, got 'fast'" in _error(capsys, tiny_classifier(run, "--lr", "fast"))
     err = _error(capsys, tiny_classifier(run, "--classifier_attention_resolutions", "32,16,8"))
     assert "attention" in err
     assert not run.exists()  # nothing was written by a refused run
