@@ -22,9 +22,10 @@ from impl.data import load_data
 from impl.factory.classifier_run_flags import build_classifier, classifier_flag_defaults
 from impl.runtime.seeding import STREAM_INIT, derive_seed
 from impl.train.classifier_trainer import STREAM_HELD_OUT
-from reference.classifier_training import binned_topk_accuracy
+from reference.classifier_training import binned_topk_accuracy, cross_entropy, timestep_quarter
 from reference.process import q_sample
 from reference.schedule import diffusion_tables, get_named_beta_schedule
+from testing.assertions import assert_close
 from testing.tolerances import Train, tolerance
 from tests.cli.test_resume_signal_ddp import _env, _free_port
 from tests.cli.tiny import tiny_train
@@ -135,6 +136,15 @@ def _assert_reproduces(record: dict[str, object], model: torch.nn.Module, config
     for k in (1, 5):
         expected = binned_topk_accuracy(z.astype(np.float64), y, t, T, k)
         np.testing.assert_array_equal([record[f"val_acc{k}_q{b}"] for b in range(4)], expected)
+    # the losses are continuous in t and x_t, so they catch what a coarse accuracy may not
+    losses, quarter = cross_entropy(z.astype(np.float64), y), timestep_quarter(t, T)
+    expected_loss = [losses[quarter == b].mean() for b in range(4)]
+    assert_close(
+        [record[f"val_loss_q{b}"] for b in range(4)],
+        expected_loss,
+        tol=tolerance(Train.HELD_OUT_LOSS_REBUILT),
+        label="held-out loss per quarter",
+    )
 
 
 def test_three_steps_resume_three_steps_equals_six_bit_for_bit(tmp_path: Path) -> None:
