@@ -220,6 +220,8 @@ def test_bad_input_is_one_line_naming_the_flag(tmp_path: Path, capsys: pytest.Ca
     err = _error(capsys, tiny_classifier(run, "--classifier_pool", "max"))
     assert "--classifier_pool: invalid choice: 'max'" in err and "spatial_v2" in err
     assert "--lr must be a number, got 'fast'" in _error(capsys, tiny_classifier(run, "--lr", "fast"))
+    for flag in ("--classifier_width", "--classifier_depth"):
+        assert f"{flag} must be a positive integer, got 0" in _error(capsys, tiny_classifier(run, flag, "0"))
     err = _error(capsys, tiny_classifier(run, "--classifier_attention_resolutions", "32,16,8"))
     assert "attention" in err
     assert not run.exists()  # nothing was written by a refused run
