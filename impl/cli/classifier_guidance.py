@@ -10,6 +10,7 @@ from impl.cli.options import _add_bool
 
 def _add_classifier_guidance_flags(s: argparse.ArgumentParser) -> None:
     from impl.factory import classifier_defaults
+    from impl.nn.classifier import CLASSIFIER_POOLS
 
     d = classifier_defaults()
     g = s.add_argument_group("classifier guidance (see docs/guidance.md)")
@@ -38,7 +39,8 @@ def _add_classifier_guidance_flags(s: argparse.ArgumentParser) -> None:
     f.add_argument(
         "--classifier_pool",
         default=d["classifier_pool"],
-        help="adaptive, attention, spatial or spatial_v2",
+        choices=CLASSIFIER_POOLS,
+        help="the head's pooling",
     )
     f.add_argument(
         "--classifier_num_classes",

@@ -9,6 +9,7 @@ from typing import Any
 from impl.cli.classifier_guidance import _add_classifier_guidance_flags
 from impl.cli.editing import _add_editing_flags
 from impl.cli.guidance_free import _add_guidance_free_flags
+from impl.cli.one_line import OneLineParser
 from impl.cli.options import PROG, _add_bool, _add_model_source, _add_resume_flag
 from impl.cli.pictures import _add_grid_scale_flag, _add_trajectory_flags
 from impl.cli.train_classifier import add_train_classifier_parser
@@ -194,7 +195,7 @@ def _add_prepare_parser(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Improved DDPM: train, sample, evaluate.")
+    parser = OneLineParser(prog=PROG, description="Improved DDPM: train, sample, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_parser(sub)
     add_train_classifier_parser(sub)

@@ -11,6 +11,7 @@ def add_train_classifier_parser(sub: Any) -> None:
     from impl.data.choices import DATA_LOADERS
     from impl.factory import add_dict_to_argparser, train_model_defaults
     from impl.factory.classifier_run_flags import NOISING_FLAGS, train_classifier_defaults
+    from impl.nn.classifier import CLASSIFIER_POOLS
     from impl.runtime.precision import PRECISIONS
     from impl.train.classifier_config import ClassifierTrainConfig
     from impl.train.lr import LR_SCHEDULES
@@ -25,7 +26,10 @@ def add_train_classifier_parser(sub: Any) -> None:
     )
     # the classifier's flags (in_channels, num_classes 0: from the data) and the noising diffusion's
     # (those of the model the classifier will guide)
-    add_dict_to_argparser(p, train_classifier_defaults())
+    classifier = train_classifier_defaults()
+    pool = classifier.pop("classifier_pool")
+    add_dict_to_argparser(p, classifier)
+    p.add_argument("--classifier_pool", default=pool, choices=CLASSIFIER_POOLS, help="the head's pooling")
     model_defaults = train_model_defaults()
     add_dict_to_argparser(p, {k: model_defaults[k] for k in NOISING_FLAGS})
     g = p.add_argument_group("training")

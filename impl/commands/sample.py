@@ -51,6 +51,11 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     flags = loaded.flags
     size, channels = int(flags["image_size"]), int(flags["in_channels"])
     num_classes = int(flags["num_classes"]) if flags.get("class_cond") else None
+    if num_classes is not None and args.class_label >= num_classes:
+        raise ValueError(
+            f"--class_label {args.class_label} is not a class of the model: -1 (random classes) or 0 … "
+            f"{num_classes - 1}"
+        )
     device = common.device(args.device)
     guidance = classifier_guidance(args, explicit, flags, device)
     if args.class_label >= 0 and num_classes is None and guidance is None:

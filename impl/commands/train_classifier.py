@@ -37,6 +37,9 @@ def run(args: argparse.Namespace, explicit: set[str]) -> int:
     from impl.train.classifier_config import ClassifierTrainConfig, default_held_out
     from impl.train.classifier_run import train_classifier_command
 
+    for flag in ("classifier_width", "classifier_depth"):  # the network would name its own parameters
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
     classifier_names = set(classifier_flag_defaults())
     noising_names = {*NOISING_FLAGS, "image_size"}
     fields = {f.name for f in dataclasses.fields(ClassifierTrainConfig)}

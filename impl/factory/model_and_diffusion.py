@@ -152,12 +152,12 @@ def check_class_dropout_prob(class_dropout_prob: float, class_cond: bool) -> flo
     p = class_dropout_prob
     if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p < 1.0:
         raise ValueError(
-            f"class_dropout_prob must be a number in [0, 1) (the chance a training label becomes the null "
+            f"--class_dropout_prob must be a number in [0, 1) (the chance a training label becomes the null "
             f"label; 0: no null label), got {p!r}"
         )
     if p > 0 and not class_cond:
         raise ValueError(
-            f"class_dropout_prob {p} needs a class-conditional model (class_cond True): it drops class "
+            f"--class_dropout_prob {p} needs a class-conditional model (--class_cond True): it drops class "
             "labels to a learned null label for classifier-free guidance"
         )
     return float(p)

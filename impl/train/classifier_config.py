@@ -63,17 +63,17 @@ class ClassifierTrainConfig(TrainConfig):
         if self.kind != RUN_KIND_CLASSIFIER:
             raise ValueError(f"kind must be {RUN_KIND_CLASSIFIER!r}, got {self.kind!r}")
         if isinstance(self.eval_interval, bool) or not isinstance(self.eval_interval, int):
-            raise ValueError(f"eval_interval must be an integer >= 0, got {self.eval_interval!r}")
+            raise ValueError(f"--eval_interval must be an integer >= 0, got {self.eval_interval!r}")
         if self.eval_interval < 0:
-            raise ValueError(f"eval_interval must be >= 0 (0: at the end only), got {self.eval_interval}")
+            raise ValueError(f"--eval_interval must be >= 0 (0: at the end only), got {self.eval_interval}")
         if self.eval_interval > 0 and not self.val_data:
             raise ValueError(
-                "eval_interval > 0 needs a held-out split: pass --val_data (digits: digits:held_out)"
+                "--eval_interval > 0 needs a held-out split: pass --val_data (digits: digits:held_out)"
             )
         if isinstance(self.val_samples, bool) or not isinstance(self.val_samples, int):
-            raise ValueError(f"val_samples must be a positive integer, got {self.val_samples!r}")
+            raise ValueError(f"--val_samples must be a positive integer, got {self.val_samples!r}")
         if self.val_samples < 1:
-            raise ValueError(f"val_samples must be a positive integer, got {self.val_samples}")
+            raise ValueError(f"--val_samples must be a positive integer, got {self.val_samples}")
         if self.num_grid_samples or self.sample_interval:
             raise ValueError("a classifier run draws no sample grids (num_grid_samples, sample_interval 0)")
 

@@ -72,10 +72,7 @@ def _open_labelled(
     """The training batches of ``--data``, their class count and channel count (labels required)."""
     flags = config.classifier_flags
     wanted = {"image_size": flags["image_size"], "class_cond": True, "in_channels": flags["in_channels"]}
-    no_labels = (
-        f"--data {config.data!r} has no labels; a classifier trains on labelled images (the digits, an .npz "
-        "with arr_1, a folder prepared with labels)"
-    )
+    no_labels = _no_labels("--data", config.data)
     try:
         data, num_classes, channels = open_batch_source(config, wanted, saved)
     except ValueError as exc:
@@ -86,6 +83,13 @@ def _open_labelled(
     if not data.has_labels or not num_classes:
         raise ValueError(no_labels)
     return data, int(num_classes), int(channels)
+
+
+def _no_labels(flag: str, spec: str) -> str:
+    return (
+        f"{flag} {spec!r} has no labels; a classifier trains and is scored on labelled images (the digits, "
+        "an .npz with arr_1, a folder prepared with labels)"
+    )
 
 
 def _open_held_out(config: ClassifierTrainConfig, flags: dict[str, Any]) -> InMemoryData | None:
@@ -104,14 +108,20 @@ def _open_held_out(config: ClassifierTrainConfig, flags: dict[str, Any]) -> InMe
             loader="memory",
         )
     except ValueError as exc:
-        raise ValueError(f"--val_data {config.val_data!r}: {exc}") from None
+        # as for --data: the readers' "class_cond=True needs labels" speaks of the diffusion flag
+        no_labels = "needs labels" in str(exc)
+        raise ValueError(
+            _no_labels("--val_data", config.val_data)
+            if no_labels
+            else f"--val_data {config.val_data!r}: {exc}"
+        ) from None
     if source.memory is None:
         raise ValueError(
             f"--val_data {config.val_data!r} must be held in memory (digits, .npz, image folder)"
         )
     held = InMemoryData.from_image_dataset(source.memory)
     if held.labels is None:
-        raise ValueError(f"--val_data {config.val_data!r} has no labels")
+        raise ValueError(_no_labels("--val_data", config.val_data))
     if held.sample_shape[0] != channels:
         raise ValueError(
             f"--val_data {config.val_data!r} has {held.sample_shape[0]} channels, the classifier {channels}"

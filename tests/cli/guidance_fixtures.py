@@ -71,12 +71,15 @@ def write_classifier_run(
     model_flags: dict[str, Any],
     *,
     classifier_flags: dict[str, Any] | None = None,
-    ema_rate: float | None = None,
+    ema: tuple[float, torch.nn.Module] | None = None,
     kind: str = "classifier",
 ) -> Path:
-    """A classifier run directory (the contract with ``iddpm train_classifier``); returns ``out_dir``."""
-    state = {k: v.detach().clone().contiguous() for k, v in classifier.state_dict().items()}
-    emas = {ema_rate: {k: v.clone() for k, v in state.items()}} if ema_rate is not None else {}
+    """A classifier run directory (the contract with ``iddpm train_classifier``); returns ``out_dir``.
+
+    ``ema``: (rate, a classifier of the same layout whose weights the run saves as that EMA); give weights
+    unlike ``classifier``'s, so a test can tell which of the two a reader loaded."""
+    state = _weights(classifier)
+    emas = {} if ema is None else {ema[0]: _weights(ema[1])}
     config = {
         "kind": kind,
         "classifier_flags": dict(TINY_CLASSIFIER_FLAGS if classifier_flags is None else classifier_flags),
@@ -84,6 +87,10 @@ def write_classifier_run(
     }
     save_training_checkpoint(out_dir, TrainingCheckpoint(step=1, config=config, model=state, emas=emas))
     return out_dir
+
+
+def _weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
 
 
 def labels_and_log_probs(

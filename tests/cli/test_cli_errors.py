@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
-from impl.cli import explicit_flags, main, normalize_flag_spelling
+from impl.cli import build_parser, explicit_flags, main, normalize_flag_spelling
 from tests.cli.tiny import tiny_train
 
 
@@ -22,7 +23,7 @@ def assert_one_line_error(code: int, err: str, needle: str) -> None:
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.strip()]
     assert any(needle in line for line in lines), err
-    assert len(lines) <= 3  # argparse prints usage + one error line; ours prints one
+    assert len(lines) == 1, err  # argparse's usage is not printed (impl.cli.one_line)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,68 @@ def test_dashes_in_flag_names_are_accepted() -> None:
 def test_unknown_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run(["train", "--no_such_flag", "1"], capsys)
     assert_one_line_error(code, err, "unrecognized arguments")
+
+
+# The flags the review found printing argparse's whole usage (51 lines for sample) before the error.
+NON_NUMERIC_VALUES = [
+    (["sample", "--strength", "abc"], "--strength must be a number, got 'abc'"),
+    (["sample", "--guidance_scale", "abc"], "--guidance_scale must be a number, got 'abc'"),
+    (["sample", "--classifier_scale", "abc"], "--classifier_scale must be a number, got 'abc'"),
+    (["sample", "--resample_jumps", "2.5"], "--resample_jumps must be an integer, got '2.5'"),
+    (["sample", "--jump_length", "x"], "--jump_length must be an integer, got 'x'"),
+    (["sample", "--temperature", "abc"], "--temperature must be a number, got 'abc'"),
+    (["sample", "--init_temperature", "abc"], "--init_temperature must be a number, got 'abc'"),
+    (["sample", "--eta", "abc"], "--eta must be a number, got 'abc'"),
+    (["train", "--class_dropout_prob", "abc"], "--class_dropout_prob must be a number, got 'abc'"),
+    (["train_classifier", "--val_samples", "many"], "--val_samples must be an integer, got 'many'"),
+    (["train_classifier", "--lr", "fast"], "--lr must be a number, got 'fast'"),
+    (["train_classifier", "--classifier_width", "1.5"], "--classifier_width must be an integer, got '1.5'"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), NON_NUMERIC_VALUES)
+def test_a_value_argparse_cannot_read_is_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = run(argv, capsys)
+    assert_one_line_error(code, err, message)
+    assert err.startswith(f"iddpm {argv[0]}: error: {message}; see 'iddpm {argv[0]} --help'"), err
+
+
+def _typed_flags() -> list[tuple[str, str, str]]:
+    """(command, flag, bad value) for every int- or float-typed flag of every command (a flag with
+    aliases is named by all of them, as argparse does: ``--max_steps/--iterations``)."""
+    (commands,) = (a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    cases = []
+    for name, parser in commands.choices.items():
+        for action in parser._actions:
+            if action.type in (int, float) and action.option_strings:
+                flag = "/".join(action.option_strings)
+                cases.append((name, flag, "2.5" if action.type is int else "abc"))
+    return cases
+
+
+def test_every_numeric_flag_of_every_command_refuses_text_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cases = _typed_flags()
+    named = {(argv[0], argv[1]) for argv, _ in NON_NUMERIC_VALUES}
+    assert named <= {(name, flag) for name, flag, _ in cases}  # the enumeration sees the new flags
+    for name, flag, bad in cases:
+        code, err = run([name, flag.split("/")[-1], bad], capsys)
+        what = "an integer" if bad == "2.5" else "a number"
+        assert_one_line_error(code, err, f"{flag} must be {what}, got '{bad}'")
+
+
+def test_other_usage_errors_are_one_line_too(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run(["sample", "--progress", "maybe"], capsys)
+    assert_one_line_error(code, err, "--progress: boolean value expected")
+    code, err = run(["sample", "--num_samples", "2"], capsys)
+    assert_one_line_error(code, err, "required: --checkpoint/--model_path")
+    code, err = run(["train", "--data_loader", "fast"], capsys)
+    assert_one_line_error(code, err, "--data_loader: invalid choice: 'fast'")
+    code, err = run([], capsys)
+    assert_one_line_error(code, err, "iddpm: error: the following arguments are required: COMMAND")
 
 
 def test_bad_value_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

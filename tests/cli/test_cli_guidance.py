@@ -58,10 +58,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     conditional = ("--class_cond", "True")
     assert main(tiny_train(str(cond), "--max_steps", "2", "--num_grid_samples", "0", *conditional)) == 0
     classifier = train_noisy_digits_classifier(_model_flags(model))
-    clf_run = write_classifier_run(root / "clf", classifier, _model_flags(model), ema_rate=0.999)
+    # the run's EMA holds other weights (a shorter run from another seed), so a reader that ignores
+    # --classifier_use_ema, or reads the wrong file, samples differently
+    ema = train_noisy_digits_classifier(_model_flags(model), steps=20, seed=1)
+    clf_run = write_classifier_run(root / "clf", classifier, _model_flags(model), ema=(0.999, ema))
     state = {k: v.contiguous() for k, v in classifier.state_dict().items()}
     save_file(state, str(root / "clf.safetensors"))
     torch.save(state, root / "clf.pt")
+    save_file({k: v.contiguous() for k, v in ema.state_dict().items()}, str(root / "clf_ema.safetensors"))
     return {"root": root, "model": model, "cond": cond, "classifier": classifier, "clf_run": clf_run}
 
 
@@ -178,10 +182,14 @@ def test_state_dict_files_and_ema_weights_load(runs: dict[str, Any], tmp_path: P
             *guide,
         )
         assert np.array_equal(from_run, from_file), name
-    # the run's EMA file holds the same weights (written so), so the samples agree too
+    # --classifier_use_ema guides with the run's EMA file: other weights (the fixture), so other samples,
+    # and exactly those of the same weights given as a plain state-dict file
     use_ema = ("--classifier", str(runs["clf_run"]), "--classifier_use_ema")
     ema, _ = _sample(runs["model"], tmp_path / "e.npz", *use_ema, *guide)
-    assert np.array_equal(from_run, ema)
+    assert not np.array_equal(from_run, ema)
+    ema_file = ("--classifier", str(runs["root"] / "clf_ema.safetensors"), *FILE_FLAGS)
+    from_ema_file, _ = _sample(runs["model"], tmp_path / "ef.npz", *ema_file, *guide)
+    assert np.array_equal(ema, from_ema_file)
 
 
 def test_precision_bf16_guides_too(runs: dict[str, Any], tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ import pytest
 from safetensors.torch import load_file
 
 from impl.cli import main
+from testing.assertions import assert_close
+from testing.tolerances import Cli, tolerance
 from tests.cli.tiny import tiny_train
 
 STEP2 = Path("checkpoints") / "step_0000002"
@@ -82,12 +84,25 @@ def test_guidance_scale_one_is_conditional_sampling_bit_for_bit(
 
 
 def test_guidance_composes_with_precision(runs: dict[str, Path], tmp_path: Path) -> None:
-    """The wrapper sits outside the autocast wrapper: bf16 network, float32 combination.  (--compile with
-    guidance is tested on the loops, tests/diffusion/test_classifier_free_guidance.py: tracing the U-Net
-    takes too long for a CLI test.)"""
-    fp32, _ = sample(runs["dropout"], tmp_path / "f.npz", "--guidance_scale", "3")
-    bf16, _ = sample(runs["dropout"], tmp_path / "b.npz", "--guidance_scale", "3", "--precision", "bf16")
-    assert bf16.shape == fp32.shape and bf16.dtype == np.uint8
+    """The wrapper sits outside the autocast wrapper: bf16 network, float32 combination.  bf16 guided
+    samples differ from bf16 unguided ones and lie within the budget of fp32 guided ones (mean |Δ| in
+    uint8 levels, Cli.BF16_GUIDED_SAMPLES), which a bf16 path that dropped the guidance misses by 3x.
+    (--compile with guidance is tested on the loops, tests/diffusion/test_classifier_free_guidance.py:
+    tracing the U-Net takes too long for a CLI test.)"""
+    bf16 = ("--precision", "bf16")
+    fp32_guided, _ = sample(runs["dropout"], tmp_path / "f.npz", "--guidance_scale", "3")
+    guided, _ = sample(runs["dropout"], tmp_path / "b.npz", "--guidance_scale", "3", *bf16)
+    unguided, _ = sample(runs["dropout"], tmp_path / "u.npz", *bf16)
+    assert guided.shape == fp32_guided.shape and guided.dtype == np.uint8
+    assert not np.array_equal(guided, unguided)
+
+    def mean_levels(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.abs(a.astype(np.int64) - b.astype(np.int64)).mean())
+
+    tol = tolerance(Cli.BF16_GUIDED_SAMPLES)
+    assert_close(mean_levels(guided, fp32_guided), 0.0, tol=tol, label="bf16 vs fp32 guided")
+    # the budget separates: the unguided bf16 samples are far outside it
+    assert mean_levels(unguided, fp32_guided) > 2 * tol.atol
 
 
 def test_resume_of_a_dropout_run_equals_the_uninterrupted_run(tmp_path: Path) -> None:
@@ -142,6 +157,7 @@ def _one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str], needle:
         ("conditional", "3", "was trained with class_dropout_prob 0"),
         ("dropout", "nan", "--guidance_scale must be a finite number"),
         ("dropout", "inf", "--guidance_scale must be a finite number"),
+        ("dropout", "abc", "--guidance_scale must be a number, got 'abc'"),
     ],
 )
 def test_bad_guidance_is_a_one_line_error(
@@ -161,22 +177,35 @@ def test_bad_guidance_is_a_one_line_error(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("label", ["10", "11"])  # 10: the null label's row, 11: beyond every row
+def test_a_class_label_the_model_lacks_is_refused_naming_the_flag(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], label: str
+) -> None:
+    out = tmp_path / "s.npz"
+    argv = ["sample", "--checkpoint", str(runs["dropout"]), "--output", str(out), "--class_label", label]
+    needle = f"--class_label {label} is not a class of the model: -1 (random classes) or 0 … 9"
+    _one_line_error([*argv, "--guidance_scale", "3"], capsys, needle)
+    _one_line_error(argv, capsys, needle)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
         (
             ["--class_cond", "True", "--class_dropout_prob", "1.0"],
-            "class_dropout_prob must be a number in [0, 1)",
+            "--class_dropout_prob must be a number in [0, 1)",
         ),
         (
             ["--class_cond", "True", "--class_dropout_prob", "-0.1"],
-            "class_dropout_prob must be a number in [0, 1)",
+            "--class_dropout_prob must be a number in [0, 1)",
         ),
         (
             ["--class_cond", "True", "--class_dropout_prob", "nan"],
-            "class_dropout_prob must be a number in [0, 1)",
+            "--class_dropout_prob must be a number in [0, 1)",
         ),
-        (["--class_dropout_prob", "0.2"], "class_dropout_prob 0.2 needs a class-conditional model"),
+        (["--class_dropout_prob", "0.2"], "--class_dropout_prob 0.2 needs a class-conditional model"),
+        (["--class_dropout_prob", "abc"], "--class_dropout_prob must be a number, got 'abc'"),
     ],
 )
 def test_bad_class_dropout_prob_is_a_one_line_error(

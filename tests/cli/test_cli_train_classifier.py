@@ -5,9 +5,11 @@ classifier and diffusion runs, bad input, and 2-process DDP."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,11 +19,13 @@ from safetensors.torch import load_file
 import impl
 from impl.cli import main
 from impl.data import load_data
-from impl.factory import build_diffusion
 from impl.factory.classifier_run_flags import build_classifier, classifier_flag_defaults
 from impl.runtime.seeding import STREAM_INIT, derive_seed
-from impl.train.classifier_trainer import STREAM_HELD_OUT, noised_inputs, stratified_timesteps
-from reference.classifier_training import binned_topk_accuracy
+from impl.train.classifier_trainer import STREAM_HELD_OUT
+from reference.classifier_training import binned_topk_accuracy, cross_entropy, timestep_quarter
+from reference.process import q_sample
+from reference.schedule import diffusion_tables, get_named_beta_schedule
+from testing.assertions import assert_close
 from testing.tolerances import Train, tolerance
 from tests.cli.test_resume_signal_ddp import _env, _free_port
 from tests.cli.tiny import tiny_train
@@ -92,31 +96,55 @@ def test_run_layout_rebuilds_the_classifier_and_reproduces_its_held_out_accuracy
     _assert_reproduces(final[0], model, config)
 
 
+def _quarter_timesteps(count: int, T: int, gen: torch.Generator) -> torch.Tensor:
+    """docs/guidance.md's held-out t, written out by hand: for each quarter q = 0 … 3 of the t range in
+    turn, ``count`` integers drawn uniformly from [⌈qT/4⌉, ⌈(q+1)T/4⌉) by the chunk's generator."""
+    bounds = [math.ceil(q * T / 4) for q in range(5)]
+    return torch.cat([torch.randint(bounds[q], bounds[q + 1], (count,), generator=gen) for q in range(4)])
+
+
 def _assert_reproduces(record: dict[str, object], model: torch.nn.Module, config: dict[str, object]) -> None:
-    """The held-out evaluation as docs/guidance.md states it, with the oracle's accuracy [S58]."""
+    """The held-out evaluation as docs/guidance.md states it, rebuilt without the trainer's helpers: t per
+    quarter by hand, x_t = q_sample(x_0, t, ε) [S6] by the float64 oracle, the model called at the
+    timesteps the U-Net gets (no respacing: τ(t) = t, times 1000/T as float32 with rescale_timesteps
+    [S28]), and the oracle's accuracy [S58]."""
+    model_flags: dict[str, Any] = dict(config["model_flags"])  # type: ignore[call-overload]
+    assert not model_flags["timestep_respacing"]  # every step kept, so τ(t) is t (rescaled or not)
+    T = int(model_flags["diffusion_steps"])
+    rescale = 1000.0 / T if model_flags["rescale_timesteps"] else None
+    tables = diffusion_tables(get_named_beta_schedule(model_flags["noise_schedule"], T))
     held = load_data("digits:held_out", image_size=8, class_cond=True, channels=1)
     count, batch = int(config["val_samples"]), int(config["batch_size"])  # type: ignore[call-overload]
-    x_all = torch.from_numpy(held.images[:count].transpose(0, 3, 1, 2).copy()).float() / 127.5 - 1.0
-    y_all = torch.from_numpy(np.asarray(held.labels[:count], dtype=np.int64))
-    diffusion = build_diffusion(dict(config["model_flags"]))  # type: ignore[call-overload]
-    T = diffusion.num_timesteps
+    x_all = held.images[:count].transpose(0, 3, 1, 2).astype(np.float64) / 127.5 - 1.0
+    y_all = np.asarray(held.labels[:count], dtype=np.int64)
     logits, labels, steps = [], [], []
     gen = torch.Generator()
     with torch.no_grad():
         for chunk, lo in enumerate(range(0, count, batch)):
             x0, y = x_all[lo : lo + batch], y_all[lo : lo + batch]
             gen.manual_seed(derive_seed(int(config["seed"]), STREAM_HELD_OUT, chunk))  # type: ignore[call-overload]
-            t = stratified_timesteps(len(y), T, gen, torch.device("cpu"))
-            x0 = x0.repeat(4, 1, 1, 1)
-            x_t, tau = noised_inputs(diffusion, x0, t, torch.randn(x0.shape, generator=gen))
-            logits.append(model(x_t, tau))
-            labels.append(y.repeat(4))
-            steps.append(t)
-    z, y, t = (torch.cat(v).numpy() for v in (logits, labels, steps))
+            t = _quarter_timesteps(len(y), T, gen)
+            x0 = np.tile(x0, (4, 1, 1, 1))  # quarter q's block is the chunk's images again
+            noise = torch.randn(x0.shape, generator=gen).numpy().astype(np.float64)
+            x_t = torch.from_numpy(q_sample(tables, x0, t.numpy(), noise).astype(np.float32))
+            tau = t if rescale is None else t.to(torch.float32) * rescale
+            logits.append(model(x_t, tau).numpy())
+            labels.append(np.tile(y, 4))
+            steps.append(t.numpy())
+    z, y, t = (np.concatenate(v) for v in (logits, labels, steps))
     assert record["val_num_samples"] == 4 * count
     for k in (1, 5):
         expected = binned_topk_accuracy(z.astype(np.float64), y, t, T, k)
         np.testing.assert_array_equal([record[f"val_acc{k}_q{b}"] for b in range(4)], expected)
+    # the losses are continuous in t and x_t, so they catch what a coarse accuracy may not
+    losses, quarter = cross_entropy(z.astype(np.float64), y), timestep_quarter(t, T)
+    expected_loss = [losses[quarter == b].mean() for b in range(4)]
+    assert_close(
+        [record[f"val_loss_q{b}"] for b in range(4)],
+        expected_loss,
+        tol=tolerance(Train.HELD_OUT_LOSS_REBUILT),
+        label="held-out loss per quarter",
+    )
 
 
 def test_three_steps_resume_three_steps_equals_six_bit_for_bit(tmp_path: Path) -> None:
@@ -183,8 +211,17 @@ def test_bad_input_is_one_line_naming_the_flag(tmp_path: Path, capsys: pytest.Ca
     err = _error(capsys, tiny_classifier(run, "--data", str(unlabelled), "--eval_interval", "2"))
     assert "--val_data" in err
     assert "--num_classes" in _error(capsys, tiny_classifier(run, "--num_classes", "5"))
-    assert "val_samples" in _error(capsys, tiny_classifier(run, "--val_samples", "0"))
-    assert "pool" in _error(capsys, tiny_classifier(run, "--classifier_pool", "max"))
+    err = _error(capsys, tiny_classifier(run, "--val_data", str(unlabelled)))
+    assert f"--val_data {str(unlabelled)!r} has no labels" in err and "class_cond" not in err
+    assert "--val_samples must be a positive integer" in _error(
+        capsys, tiny_classifier(run, "--val_samples", "0")
+    )
+    assert "--eval_interval must be >= 0" in _error(capsys, tiny_classifier(run, "--eval_interval", "-1"))
+    err = _error(capsys, tiny_classifier(run, "--classifier_pool", "max"))
+    assert "--classifier_pool: invalid choice: 'max'" in err and "spatial_v2" in err
+    assert "--lr must be a number, got 'fast'" in _error(capsys, tiny_classifier(run, "--lr", "fast"))
+    for flag in ("--classifier_width", "--classifier_depth"):
+        assert f"{flag} must be a positive integer, got 0" in _error(capsys, tiny_classifier(run, flag, "0"))
     err = _error(capsys, tiny_classifier(run, "--classifier_attention_resolutions", "32,16,8"))
     assert "attention" in err
     assert not run.exists()  # nothing was written by a refused run
