@@ -96,6 +96,9 @@ def create_classifier(
         raise ValueError(f"image_size must be a positive integer, got {image_size}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes}")
+    for name, size in (("classifier_width", classifier_width), ("classifier_depth", classifier_depth)):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"{name} must be a positive integer, got {size!r}")
     for name, flag in (
         ("classifier_use_fp16", classifier_use_fp16),
         ("classifier_use_scale_shift_norm", classifier_use_scale_shift_norm),

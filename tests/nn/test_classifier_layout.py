@@ -127,6 +127,8 @@ def test_channel_multipliers_of_the_sizes(size: int, levels: int) -> None:
         ({"classifier_attention_resolutions": "3"}, "attention_resolutions"),
         ({"classifier_use_fp16": "yes"}, "classifier_use_fp16 must be True or False"),
         ({"num_classes": 0}, "num_classes must be a positive integer"),
+        ({"classifier_width": 0}, "classifier_width must be a positive integer"),
+        ({"classifier_depth": 0}, "classifier_depth must be a positive integer"),
         ({"classifier_pool": "attention", "num_head_channels": -1}, "needs num_head_channels"),
     ],
 )
