@@ -216,11 +216,16 @@ def test_overwrite_replaces_the_whole_folder_only_when_the_new_one_is_complete(t
         ({"strength": 0.5}, 3),  # ℓ₀ = ⌊2.5 + ½⌋ = 3
         ({"strength": 1.0}, 5),
         ({"strength": 1.0, "jump_length": 2, "resample_jumps": 3}, 13),  # 5 + 2 jump levels · 2 · (3 − 1)
-        ({"strength": 1.0, "jump_length": 10, "resample_jumps": 3}, 5),  # j ≥ T: no jump level
     ],
 )
 def test_loop_step_count_counts_the_reverse_steps(kwargs: dict[str, Any], expected: int) -> None:
     assert loop_step_count(5, **kwargs) == expected
+
+
+def test_loop_step_count_refuses_resampling_without_a_jump_level() -> None:
+    """j ≥ ℓ₀ leaves no jump level: the edit schedule refuses it rather than count a plain chain [S57]."""
+    with pytest.raises(ValueError, match="jump_length 10 leaves no jump level"):
+        loop_step_count(5, strength=1.0, jump_length=10, resample_jumps=3)
 
 
 def test_loop_step_count_of_repaints_paper_setting() -> None:
