@@ -100,9 +100,16 @@ def test_json_is_strict_sorted_and_names_where_a_nan_sits(tmp_path: Path) -> Non
 
 # Modules that stage whole folders and rename them into place (files inside are written normally, or with
 # atomic_write): a training checkpoint, a run directory being replaced, a prepared data set, the best/
-# checkpoint of --eval_interval.  They may make temporary folders and rename folders, nothing else.
+# checkpoint of --eval_interval, a sample run's trajectory strips.  They may make temporary folders and
+# rename folders, nothing else.
 FOLDER_STAGING = frozenset(
-    {"impl/train/checkpoint.py", "impl/train/run.py", "impl/data/prepare.py", "impl/train/sample_eval.py"}
+    {
+        "impl/train/checkpoint.py",
+        "impl/train/run.py",
+        "impl/data/prepare.py",
+        "impl/train/sample_eval.py",
+        "impl/commands/trajectory.py",
+    }
 )
 
 
