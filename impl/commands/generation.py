@@ -5,12 +5,13 @@ noise, or an edit of init images) through a step observer."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from impl.commands.editing import EditInputs
 from impl.diffusion.types import CondFn
 from impl.runtime.compile import check_sampling_compile_backend
 from impl.runtime.precision import AutocastModel, PrecisionPolicy, check_precision
@@ -23,40 +24,6 @@ from impl.sampling.trajectory import BatchStepObserver, observed, to_uint8_nhwc
 # The seed stream of the guidance labels of an unconditional model (batch k: derive_seed(seed, k, this)),
 # apart from the batch's own generator so x_T and every step's noise are those of unguided sampling.
 GUIDANCE_LABEL_STREAM = 1
-
-
-class EditBatches(Protocol):
-    """Init images to edit instead of sampling from noise (``impl.commands.editing.EditInputs``)."""
-
-    def labels_of(self, start: int, n: int) -> np.ndarray[Any, np.dtype[np.int64]] | None:
-        """The labels of samples start … start + n − 1 (None: draw them)."""
-        ...
-
-    def check_guidance_labels(self, num_classes: int) -> None:
-        """Refuse labels outside the classifier's ``num_classes`` classes (they become guidance targets)."""
-        ...
-
-    def edit_steps(
-        self,
-        diffusion: Any,
-        model: Any,
-        start: int,
-        n: int,
-        *,
-        use_ddim: bool,
-        eta: float,
-        temperature: float,
-        clip_denoised: bool,
-        model_kwargs: dict[str, Any],
-        generator: torch.Generator,
-        device: torch.device,
-        step_runner: Any = None,
-        channels_last: bool = False,
-        cond_fn: Any = None,
-    ) -> tuple[torch.Tensor, Iterator[dict[str, torch.Tensor]]]:
-        """The init images of samples start … start + n − 1 (model range) and the progressive loop that
-        edits them; the init images are the edit when the loop yields no step."""
-        ...
 
 
 def inference_model(
@@ -107,7 +74,7 @@ def generate_samples(
     compile: bool = False,
     compile_backend: str = "inductor",
     observer: BatchStepObserver | None = None,
-    edit: EditBatches | None = None,
+    edit: EditInputs | None = None,
     cond_fn: CondFn | None = None,
     guidance_classes: int | None = None,
     guidance_scale: float | None = None,
