@@ -59,36 +59,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "model": model, "classifier": classifier, "init": init, "mask": root / "mask.npz"}
 
 
+def _edit_argv(runs: dict[str, Path], out: Path) -> list[str]:
+    """``iddpm sample`` inpainting the init images (img2img strength 0.8, RePaint 2 × 2) into ``out``."""
+    argv = ["sample", "--checkpoint", str(runs["model"]), "--timestep_respacing", "10"]
+    argv += ["--init_images", str(runs["init"]), "--mask", str(runs["mask"]), "--strength", "0.8"]
+    argv += ["--resample_jumps", "2", "--jump_length", "2"]
+    return [*argv, "--output", str(out), "--progress", "False"]
+
+
 def _edit(runs: dict[str, Path], out: Path, scale: str, *extra: str) -> np.ndarray[Any, Any]:
-    argv = [
-        "sample",
-        "--checkpoint",
-        str(runs["model"]),
-        "--timestep_respacing",
-        "10",
-        "--init_images",
-        str(runs["init"]),
-        "--mask",
-        str(runs["mask"]),
-        "--strength",
-        "0.8",
-        "--resample_jumps",
-        "2",
-        "--jump_length",
-        "2",
-        "--classifier",
-        str(runs["classifier"]),
-        "--classifier_scale",
-        scale,
-        "--class_label",
-        str(TARGET),
-        "--output",
-        str(out),
-        "--progress",
-        "False",
-        *extra,
-    ]
-    assert main(argv) == 0
+    guide = ["--classifier", str(runs["classifier"]), "--classifier_scale", scale]
+    assert main([*_edit_argv(runs, out), *guide, "--class_label", str(TARGET), *extra]) == 0
     with np.load(out) as f:
         assert (f["arr_1"] == TARGET).all()  # the guidance target is what the file records
         return np.asarray(f["arr_0"])
@@ -117,27 +98,7 @@ def test_guided_inpainting_with_a_trajectory_keeps_every_guarantee(
 
 def test_scale_zero_is_the_plain_edit_bit_for_bit(runs: dict[str, Path], tmp_path: Path) -> None:
     guided_zero = _edit(runs, tmp_path / "zero.npz", "0")
-    argv = [
-        "sample",
-        "--checkpoint",
-        str(runs["model"]),
-        "--timestep_respacing",
-        "10",
-        "--init_images",
-        str(runs["init"]),
-        "--mask",
-        str(runs["mask"]),
-        "--strength",
-        "0.8",
-        "--resample_jumps",
-        "2",
-        "--jump_length",
-        "2",
-        "--output",
-        str(tmp_path / "plain.npz"),
-        "--progress",
-        "False",
-    ]
+    argv = _edit_argv(runs, tmp_path / "plain.npz")
     assert main(argv) == 0
     with np.load(tmp_path / "plain.npz") as f:
         plain = np.asarray(f["arr_0"])
